@@ -1,0 +1,44 @@
+# llmperf-nb: the two commands a new user needs are `make report` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# llama.cpp is built from source by pip; a portable CPU build unless the caller says otherwise
+# (e.g. CMAKE_ARGS="-DGGML_CUDA=ON" on a GPU machine).
+CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+export CMAKE_ARGS
+
+.PHONY: report test setup setup-test lint clean help
+
+help:
+	@echo "make report   set up .venv, run params/quickstart.yaml, print where the report is"
+	@echo "make test     set up .venv with test tools, run the whole test suite"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Re-install only when the project's requirements change.
+$(VENV)/.setup: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[llama_cpp]'
+	touch $@
+
+$(VENV)/.setup-test: pyproject.toml $(VENV)/.setup
+	$(BIN)/pip install -q -e '.[llama_cpp,docker,test]'
+	touch $@
+
+setup: $(VENV)/.setup
+setup-test: $(VENV)/.setup-test
+
+report: setup
+	$(BIN)/llmperf-nb run params/quickstart.yaml
+
+test: setup-test
+	$(BIN)/ruff check llmperf_nb tests
+	$(BIN)/pytest
+
+lint: setup-test
+	$(BIN)/ruff check llmperf_nb tests
+	$(BIN)/ruff format --check llmperf_nb tests
+
+clean:
+	rm -rf reports/quickstart .pytest_cache

@@ -1,0 +1,120 @@
+"""The ``llmperf-nb`` command.
+
+    llmperf-nb run PARAMS [--out DIR] [--force] [--runner local|docker]
+    llmperf-nb report RESULTS_DIR [--out DIR]
+    llmperf-nb import --engine NAME LOGFILE
+    llmperf-nb list {models,engines,gpus}
+
+Errors print one line for the person at the terminal, never a traceback, and exit non-zero
+(2 for bad input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .exceptions import LlmPerfError
+
+
+def _run(args) -> int:
+    from . import params, pipeline, report
+    from .notebook import default_cache_dir
+
+    p = params.load(args.params)
+    pipeline.check_runner(args.runner)
+    out = Path(args.out) if args.out else Path("reports") / p.name
+    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    s = pipeline.run(p, out, cache, runner=args.runner, force=args.force, progress=not args.no_progress)
+    index = report.build(out / "results", out, title=p.name)
+    print(f"cells: {s.ran} run, {s.reused} reused, {s.failed} failed, {s.skipped} not for this machine")
+    print(f"report: {index}")
+    return 1 if s.failed else 0
+
+
+def _report(args) -> int:
+    from . import report
+
+    results_dir = Path(args.results_dir)
+    if not results_dir.is_dir():
+        raise LlmPerfError(f"{results_dir}: not a folder of result files")
+    out = Path(args.out) if args.out else (results_dir.parent if results_dir.name == "results" else results_dir)
+    print(f"report: {report.build(results_dir, out)}")
+    return 0
+
+
+def _import(args) -> int:
+    from . import imports
+
+    text = Path(args.logfile).read_text(errors="replace") if args.logfile != "-" else sys.stdin.read()
+    doc = imports.to_result(args.engine, text, fmt=args.format, model=args.model, gpu=args.gpu,
+                            source=args.logfile)
+    json.dump(doc, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+def _list(args) -> int:
+    from . import gpus, models
+    from .engines import registry
+
+    if args.what == "models":
+        for m in models.MODELS.values():
+            print(f"{m.name:28} {m.n_params / 1e9:6.2f} B params  {m.hf_repo or '(no HF repo: CPU quickstarts)'}")
+    elif args.what == "engines":
+        for e in registry.values():
+            print(f"{e.name:14} {e.label:16} quantizations: {', '.join(f'{q} -> {f}' for q, f in e.formats.items())}")
+    else:
+        for g in gpus.GPUS.values():
+            bw = f"{g.bandwidth_gb_s:g} GB/s" if g.bandwidth_gb_s else ""
+            print(f"{g.name:12} {g.label:16} {bw}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="llmperf-nb", description="Notebook-driven benchmark of LLM inference engines.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a params matrix and publish its report")
+    r.add_argument("params", help="params file, e.g. params/quickstart.yaml")
+    r.add_argument("--out", help="report folder (default: reports/<name>)")
+    r.add_argument("--cache-dir", help="weights cache (default: $LLMPERF_NB_CACHE or ~/.cache/llmperf-nb)")
+    r.add_argument("--runner", default="local", help="local (default) or docker")
+    r.add_argument("--force", action="store_true", help="run finished cells again")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=_run)
+    rep = sub.add_parser("report", help="rebuild a report from result files alone")
+    rep.add_argument("results_dir")
+    rep.add_argument("--out", help="report folder (default: the folder above RESULTS_DIR)")
+    rep.set_defaults(func=_report)
+    imp = sub.add_parser("import", help="turn an engine's printed output into a result JSON (stdout)")
+    imp.add_argument("--engine", required=True)
+    imp.add_argument("--format", help="which of the engine's formats (default: recognise it)")
+    imp.add_argument("--model", default="unknown", help="model name to record")
+    imp.add_argument("--gpu", default="unknown", help="GPU name to record")
+    imp.add_argument("logfile", help="log file, or - for standard input")
+    imp.set_defaults(func=_import)
+    ls = sub.add_parser("list", help="list models, engines or GPUs")
+    ls.add_argument("what", choices=["models", "engines", "gpus"])
+    ls.set_defaults(func=_list)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LlmPerfError as e:
+        print(f"llmperf-nb: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except FileNotFoundError as e:
+        print(f"llmperf-nb: error: {e.filename}: file not found", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("llmperf-nb: interrupted; finished cells are kept, run again to go on", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

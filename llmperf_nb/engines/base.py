@@ -1,0 +1,141 @@
+"""The interface every engine implements.
+
+An engine is pure where it can be: it prepares weights in its format (the compile step), builds the
+argv of its benchmark, and parses what that benchmark (or the engine's own tools) printed. Running
+processes and containers is the runners' job; no engine starts a process itself except through
+:func:`llmperf_nb.process.run`, handed to it by the step that calls it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..exceptions import ConfigError
+from ..measurement import Measurement
+
+if TYPE_CHECKING:
+    from ..cells import Cell
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """Engines with nothing to configure."""
+
+
+@dataclass
+class Prepared:
+    """What the compile step made: the artifact the benchmark loads, and where it came from."""
+
+    artifact: str  # path of the model file or folder the benchmark loads
+    format: str  # e.g. "GGUF Q4_0"
+    weights: dict  # provenance: source, synthetic, revision, sha256, bytes, generator
+    cached: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+Parser = Callable[[str], Measurement]
+
+
+class Engine(ABC):
+    #: registry key, used in params files and result files
+    name: str
+    #: how reports name it
+    label: str
+    #: options a params file may set for this engine
+    options_class: type = NoOptions
+    #: quantization of a params file -> this engine's weight format
+    formats: dict[str, str] = {}
+    #: named parsers for ``llmperf-nb import --engine NAME``; each takes the printed text
+    parsers: dict[str, Parser] = {}
+
+    def options(self, **values):
+        """Validated options; unknown keys and wrong types raise ConfigError."""
+        fields = {f.name: f for f in dataclasses.fields(self.options_class)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            valid = ", ".join(fields) or "none"
+            raise ConfigError(f"unknown option {unknown[0]!r}; valid options: {valid}")
+        hints = typing.get_type_hints(self.options_class)
+        for key, value in values.items():
+            _check_type(key, value, hints[key])
+        opts = self.options_class(**values)
+        validate = getattr(opts, "validate", None)
+        if validate:
+            validate()
+        return opts
+
+    def weight_format(self, quantization: str) -> str:
+        try:
+            return self.formats[quantization]
+        except KeyError:
+            valid = ", ".join(self.formats) or "none"
+            raise ConfigError(
+                f"{self.label} has no {quantization!r} path; its quantizations: {valid}"
+            ) from None
+
+    def source_format(self, quantization: str) -> str:
+        """Format of the real weights the compile step starts from (see weights.sources)."""
+        return "hf"
+
+    @abstractmethod
+    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+        """Make the artifact the benchmark loads (convert, quantize, write synthetic weights).
+
+        ``weights`` is what the setup step resolved; ``run`` is :func:`llmperf_nb.process.run`.
+        Must be cached by its inputs: a second call with the same inputs does no work.
+        """
+
+    @abstractmethod
+    def benchmark_argv(self, cell: Cell, prepared: Prepared, raw_path: Path) -> list[str]:
+        """The command that runs the benchmark and writes its raw output to ``raw_path``."""
+
+    @abstractmethod
+    def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
+        """Turn what the benchmark command printed and wrote into a Measurement."""
+
+    def parse_log(self, text: str, fmt: str | None = None) -> Measurement:
+        """Parse a log the engine printed; ``fmt`` picks a parser, else each is tried in turn."""
+        from ..exceptions import ParseError
+
+        if fmt is not None:
+            if fmt not in self.parsers:
+                raise ConfigError(f"unknown format {fmt!r} for {self.name}; valid: {', '.join(self.parsers)}")
+            return self.parsers[fmt](text)
+        errors = []
+        for name, parser in self.parsers.items():
+            try:
+                return parser(text)
+            except ParseError as e:
+                errors.append(f"{name}: {e}")
+        raise ParseError(
+            f"no {self.label} output recognised (tried {', '.join(self.parsers)}): " + "; ".join(errors)
+        )
+
+
+def _check_type(key, value, hint) -> None:
+    origin = typing.get_origin(hint)
+    allowed = typing.get_args(hint) if origin in (typing.Union, getattr(__import__("types"), "UnionType", ())) else (hint,)
+    for typ in allowed:
+        if typ is type(None) and value is None:
+            return
+        if typing.get_origin(typ) is typing.Literal:
+            if value in typing.get_args(typ):
+                return
+            continue
+        if isinstance(typ, type) and isinstance(value, typ) and not (isinstance(value, bool) and typ is not bool):
+            return
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            return
+    names = []
+    for typ in allowed:
+        if typing.get_origin(typ) is typing.Literal:
+            names.extend(repr(v) for v in typing.get_args(typ))
+        else:
+            names.append(getattr(typ, "__name__", str(typ)))
+    raise ConfigError(f"option {key!r}: {value!r} is not one of: {', '.join(names)}")

@@ -1,0 +1,117 @@
+"""Run a params matrix: for every cell, papermill executes the setup, compile and benchmark
+notebooks; then the analysis notebook becomes the report.
+
+A failing cell is recorded as failed (with the tail of its log) and the matrix goes on. Finished
+cells are skipped on a re-run unless ``force``. Result files are written atomically, so an
+interrupted run loses no finished cell.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import cells, process, results
+from .engines import registry
+from .exceptions import LlmPerfError, SchemaError
+from .params import Params
+from .paths import CELL_NOTEBOOKS, notebook
+
+
+@dataclass
+class Summary:
+    ran: int = 0
+    reused: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local", force: bool = False,
+        progress: bool = True) -> Summary:
+    from tqdm.auto import tqdm
+
+    out_dir, cache_dir = Path(out_dir).resolve(), Path(cache_dir).resolve()
+    results_dir = out_dir / "results"
+    todo = cells.expand(params)
+    summary = Summary()
+    bar = tqdm(total=len(todo), unit="cell", desc=params.name, disable=not progress)
+    try:
+        for cell in todo:
+            bar.set_postfix_str(cell.id, refresh=True)
+            cell_dir = results_dir / cell.id
+            if not force and _finished(cell_dir):
+                summary.reused += 1
+            else:
+                status = run_cell(cell, cell_dir, cache_dir, runner)
+                summary.ran += 1
+                summary.failed += status == "failed"
+                summary.skipped += status == "skipped"
+            bar.update(1)
+    finally:
+        bar.close()
+    return summary
+
+
+def _finished(cell_dir: Path) -> bool:
+    path = cell_dir / results.RESULT_NAME
+    if not path.exists():
+        return False
+    try:
+        return results.load(path)["status"] in ("ok", "skipped")
+    except SchemaError:
+        return False  # unreadable or from an unknown version: measure again
+
+
+def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str) -> str:
+    """Execute the cell's notebooks; always leaves a result.json. Returns its status."""
+    import papermill
+
+    for stale in ("setup.json", "compile.json", "raw.json", results.RESULT_NAME):
+        (cell_dir / stale).unlink(missing_ok=True)
+    cell.save(cell_dir)
+    started = results.now()
+    for step, name in CELL_NOTEBOOKS.items():
+        try:
+            papermill.execute_notebook(
+                str(notebook(step)), str(cell_dir / name),
+                parameters={"cell_dir": str(cell_dir), "cache_dir": str(cache_dir), "runner": runner},
+                progress_bar=False, cwd=str(cell_dir),
+            )
+        except papermill.PapermillExecutionError as e:
+            return _write_failed(cell, cell_dir, started, step, f"{e.ename}: {e.evalue}")
+        if step == "setup":
+            skip = json.loads((cell_dir / "setup.json").read_text()).get("skip")
+            if skip:
+                return _write_other(cell, cell_dir, started, "skipped", {"message": skip, "step": "setup"})
+    return "ok"
+
+
+def _write_failed(cell, cell_dir: Path, started: str, step: str, message: str) -> str:
+    log = cell_dir / f"{step}.log"
+    text = log.read_text() if log.exists() else ""
+    tail = process.tail(text) if text else None
+    # the step's own "error: ..." line says what went wrong; the notebook's exception only wraps it
+    said = [line[len("error: "):] for line in text.splitlines() if line.startswith("error: ")]
+    first = said[-1] if said else (message.strip().splitlines() or ["failed"])[0]
+    return _write_other(cell, cell_dir, started, "failed", {"message": first, "step": step, "log_tail": tail})
+
+
+def _write_other(cell, cell_dir: Path, started: str, status: str, error: dict) -> str:
+    hardware = None
+    setup = cell_dir / "setup.json"
+    if setup.exists():
+        hardware = json.loads(setup.read_text()).get("hardware")
+    doc = results.build(cell=cell, status=status, started_at=started, engine_label=registry[cell.engine.name].label,
+                        hardware=hardware, error=error)
+    results.write(doc, cell_dir / results.RESULT_NAME)
+    return status
+
+
+def check_runner(runner: str) -> None:
+    from .runners import get_runner
+
+    try:
+        get_runner(runner)
+    except ImportError as e:
+        raise LlmPerfError(f"runner {runner!r} needs a package that is missing: {e.name}") from None

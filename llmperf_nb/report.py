@@ -1,0 +1,99 @@
+"""Publish a run: execute the analysis notebook on result files, export it as self-contained HTML,
+and write the original benchmark's markdown table beside it.
+
+    reports/<name>/index.html   the executed analysis, plots embedded, code folded away
+    reports/<name>/README.md    Model | GPU | one column per engine (decode tok/s)
+    reports/<name>/analysis.ipynb
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+from . import analysis, results
+from .exceptions import LlmPerfError, SchemaError
+from .paths import notebook
+
+#: anything the page would fetch from elsewhere: the report must open offline
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.IGNORECASE)
+
+
+def build(results_dir: Path, out_dir: Path, title: str | None = None) -> Path:
+    """Rebuild index.html and README.md in ``out_dir`` from the result files alone."""
+    import papermill
+
+    results_dir, out_dir = Path(results_dir).resolve(), Path(out_dir).resolve()
+    docs = results.load_dir(results_dir)
+    if not docs:
+        raise SchemaError(f"no result files (result.json) under {results_dir}")
+    title = title or docs[0]["run"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / "analysis.ipynb"
+    try:
+        papermill.execute_notebook(
+            str(notebook("analysis")), str(executed),
+            parameters={"results_dir": str(results_dir), "title": title},
+            progress_bar=False, cwd=str(out_dir),
+        )
+    except papermill.PapermillExecutionError as e:
+        raise LlmPerfError(f"the analysis notebook failed ({e.ename}: {e.evalue}); see {executed}") from None
+    html = export_html(executed)
+    (out_dir / "index.html").write_text(html)
+    (out_dir / "README.md").write_text(readme(docs, title, results_dir, out_dir))
+    return out_dir / "index.html"
+
+
+def export_html(executed: Path) -> str:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    templates = resources.files("llmperf_nb").joinpath("templates")
+    exporter = HTMLExporter(template_name="report", extra_template_basedirs=[str(templates)], embed_images=True)
+    exporter.exclude_input_prompt = True
+    exporter.exclude_output_prompt = True
+    html, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    found = EXTERNAL.search(html)
+    if found:
+        raise LlmPerfError(f"report would fetch from the internet ({html[found.start():found.start() + 80]!r})")
+    return html
+
+
+def readme(docs: list[dict], title: str, results_dir: Path, out_dir: Path) -> str:
+    try:
+        rel = results_dir.relative_to(out_dir)
+    except ValueError:
+        rel = results_dir
+    lines = [
+        f"# {title}",
+        "",
+        "Decode speed (tok/s, mean ± standard deviation over the measured repetitions, warm-up excluded).",
+        "",
+        analysis.markdown_table(docs),
+        _notes(docs),
+        f"Every number above comes from a result file under `{rel}/`; the full report is `index.html`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _notes(docs: list[dict]) -> str:
+    notes = []
+    if any(d["weights"]["synthetic"] for d in docs):
+        notes.append(
+            "- *synthetic*: weights of the model's exact shapes with random values, made locally. Decode speed "
+            "of a dense model does not depend on weight values; the generated text is meaningless."
+        )
+    first = next((d for d in docs if d["status"] == "ok"), None)
+    if first:
+        notes.append(
+            f"- Workload: prompt {first['prompt']!r} ({first['prompt_tokens']['actual']} tokens), "
+            f"{first['gen_tokens']['requested']} generated tokens, greedy, EOS ignored, batch 1."
+        )
+    for d in docs:
+        if d["status"] == "ok":
+            hw = d.get("hardware") or {}
+            gpu = ", ".join(hw.get("gpu", {}).get("detected") or []) or hw.get("cpu", {}).get("model", "?")
+            notes.append(f"- `{d['cell_id']}`: {d['engine_version']}; on {gpu}.")
+    return "\n".join(notes) + "\n" if notes else ""

@@ -1,0 +1,149 @@
+"""Result files: one versioned JSON document per (model, GPU, engine) cell.
+
+The schema is ``llmperf_nb/schema/result.schema.json`` (documented in docs/results.md). Files are
+written atomically; the loader refuses schema versions it does not know.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from . import stats
+from .exceptions import SchemaError
+
+# History of the result format:
+# 1 (2026-11): first version.
+SCHEMA_VERSION = 1
+KNOWN_VERSIONS = (1,)
+RESULT_NAME = "result.json"
+
+#: Per-sample metrics summarized at the top level of a result.
+METRICS = ("prefill_tok_s", "decode_tok_s", "ttft_s")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def build(
+    *,
+    cell,
+    status: str,
+    started_at: str,
+    engine_label: str,
+    engine_version: str | None = None,
+    weights: dict | None = None,
+    hardware: dict | None = None,
+    measurement=None,
+    error: dict | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """A result document. ``measurement`` (engines.base.Measurement) is None for failed cells."""
+    samples = measurement.samples if measurement else []
+    warm = measurement.warmup_samples if measurement else []
+    prompt_actual = [s.get("prompt_tokens") for s in samples]
+    gen_actual = [s.get("gen_tokens") for s in samples]
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "run": cell.run,
+        "cell_id": cell.id,
+        "status": status,
+        "error": error,
+        "engine": cell.engine.name,
+        "engine_label": engine_label,
+        "engine_config": dict(cell.engine.options),
+        "engine_version": engine_version or (measurement.engine_version if measurement else None),
+        "model": cell.model,
+        "quantization": cell.quantization,
+        "weights": weights or {"source": cell.weights, "synthetic": cell.weights == "synthetic"},
+        "gpu": {"name": cell.gpu.name, "count": cell.gpu.count, **((hardware or {}).get("gpu") or {})},
+        "hardware": hardware or {},
+        "prompt": cell.prompt,
+        "prompt_token_ids": measurement.prompt_token_ids if measurement else None,
+        "prompt_tokens": {
+            "requested": len(measurement.prompt_token_ids) if measurement and measurement.prompt_token_ids else None,
+            "actual": min(prompt_actual) if prompt_actual else None,
+        },
+        "gen_tokens": {"requested": cell.gen_len, "actual": min(gen_actual) if gen_actual else None},
+        "repetitions": {"requested": cell.repetitions, "actual": len(samples), "warmup": len(warm)},
+        "samples": samples,
+        "warmup_samples": warm,
+        **{m: stats.summarize([s.get(m) for s in samples]) for m in METRICS},
+        "peak_mem_bytes": measurement.peak_mem_bytes if measurement else None,
+        "peak_mem_kind": measurement.peak_mem_kind if measurement else None,
+        "energy": measurement.energy if measurement else None,
+        "build": measurement.build if measurement else {},
+        "notes": measurement.notes if measurement else [],
+        "params": cell.to_dict(),
+        "started_at": started_at,
+        "finished_at": now(),
+    }
+    doc.update(extra or {})
+    return doc
+
+
+def check_counts(doc: dict) -> str | None:
+    """Why an ok-looking result is not a result (ran fewer tokens than asked), or None."""
+    want, got = doc["gen_tokens"]["requested"], doc["gen_tokens"]["actual"]
+    if got is None:
+        return "no samples were measured"
+    if got < want:
+        return f"generated {got} tokens of the {want} requested: the run stopped early"
+    reps = doc["repetitions"]
+    if reps["actual"] < reps["requested"]:
+        return f"measured {reps['actual']} repetitions of the {reps['requested']} requested"
+    return None
+
+
+def write(doc: dict, path: Path) -> Path:
+    """Validate, then write atomically: a reader sees the old file or the new, never half of one."""
+    validate(doc, source=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SchemaError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    validate(doc, source=str(path))
+    return doc
+
+
+def load_dir(results_dir: str | Path) -> list[dict]:
+    """Every result file below ``results_dir``, sorted by cell id."""
+    paths = sorted(Path(results_dir).rglob(RESULT_NAME))
+    return sorted((load(p) for p in paths), key=lambda d: d["cell_id"])
+
+
+def validate(doc: dict, source: str = "<result>") -> None:
+    import jsonschema
+
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if version not in KNOWN_VERSIONS:
+        known = ", ".join(map(str, KNOWN_VERSIONS))
+        raise SchemaError(
+            f"{source}: schema_version {version!r} is not one this llmperf-nb knows ({known}); "
+            "upgrade llmperf-nb to read it"
+        )
+    try:
+        jsonschema.validate(doc, _schema())
+    except jsonschema.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        raise SchemaError(f"{source}: invalid result at {where}: {e.message}") from None
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict:
+    text = resources.files("llmperf_nb").joinpath("schema/result.schema.json").read_text()
+    return json.loads(text)

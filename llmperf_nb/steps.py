@@ -1,0 +1,118 @@
+"""The three per-cell steps, run by a runner inside the engine's environment.
+
+    python -m llmperf_nb.steps {setup,compile,benchmark} CELL_DIR --cache-dir DIR
+
+Each step reads ``cell.json`` and what the step before it wrote in CELL_DIR, and writes its own
+JSON file there (setup.json, compile.json, result.json). Steps hold no engine-specific code: they
+call the engine's interface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import hardware, process, results
+from .cells import Cell
+from .engines import registry
+from .engines.base import Prepared
+from .exceptions import EngineError, LlmPerfError
+
+STEPS = ("setup", "compile", "benchmark")
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path, step: str) -> dict:
+    if not path.exists():
+        raise EngineError(f"{path.name} is missing: run the {step} step first")
+    return json.loads(path.read_text())
+
+
+def setup(cell_dir: Path, cache_dir: Path) -> dict:
+    """Check the machine against the cell, and find or fetch the weights."""
+    from .weights import hub
+
+    cell = Cell.load(cell_dir)
+    engine = registry[cell.engine.name]
+    hw = hardware.detect()
+    skip = hardware.check_gpu(cell.gpu, hw)
+    weights = {"source": cell.weights, "synthetic": cell.weights == "synthetic"}
+    if skip is None and cell.weights == "hub":
+        weights = hub.fetch(cell.model, engine.source_format(cell.quantization))
+    elif skip is None and cell.weights == "local":
+        weights = hub.local(cell.local_path)
+    doc = {"hardware": hw, "weights": weights, "skip": skip, "format": engine.weight_format(cell.quantization)}
+    _write_json(cell_dir / "setup.json", doc)
+    gpu = ", ".join(hw["gpu"]["detected"]) or "none"
+    print(f"machine: {hw['cpu']['model']} ({hw['cpu']['usable_cores']} cores), GPUs: {gpu}")
+    print(f"weights: {weights['source']}" + (f" {weights.get('repo')}@{weights.get('revision')}" if weights.get("repo") else ""))
+    if skip:
+        print(f"skipped: {skip}")
+    return doc
+
+
+def compile(cell_dir: Path, cache_dir: Path) -> dict:
+    """Prepare the engine's artifact (cached by its inputs)."""
+    cell = Cell.load(cell_dir)
+    setup_doc = _read_json(cell_dir / "setup.json", "setup")
+    engine = registry[cell.engine.name]
+    prepared = engine.prepare(cell, setup_doc["weights"], cache_dir, process.run)
+    doc = dataclasses.asdict(prepared)
+    _write_json(cell_dir / "compile.json", doc)
+    state = "reused from cache" if prepared.cached else "made"
+    print(f"{prepared.format}: {prepared.artifact} ({state})")
+    return doc
+
+
+def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
+    """Run the workload and write result.json."""
+    cell = Cell.load(cell_dir)
+    setup_doc = _read_json(cell_dir / "setup.json", "setup")
+    prepared = Prepared(**_read_json(cell_dir / "compile.json", "compile"))
+    engine = registry[cell.engine.name]
+    raw_path = cell_dir / "raw.json"
+    started = results.now()
+    argv = engine.benchmark_argv(cell, prepared, raw_path)
+    out = process.run(argv, timeout=cell.timeout_s, cwd=cell_dir, on_line=lambda line: print(line, end=""))
+    measurement = engine.parse_benchmark(cell, out.output, raw_path)
+    weights = {**setup_doc["weights"], **prepared.weights, "format": prepared.format}
+    weights.pop("path", None)
+    doc = results.build(
+        cell=cell, status="ok", started_at=started, engine_label=engine.label,
+        weights=weights, hardware=setup_doc["hardware"], measurement=measurement,
+    )
+    problem = results.check_counts(doc)
+    if problem:
+        raise EngineError(f"{engine.label}: {problem}")
+    results.write(doc, cell_dir / results.RESULT_NAME)
+    d = doc["decode_tok_s"]
+    print(f"decode {d['mean']:.2f} ± {d['std']:.2f} tok/s over {d['n']} repetitions")
+    return doc
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m llmperf_nb.steps")
+    ap.add_argument("step", choices=STEPS)
+    ap.add_argument("cell_dir", type=Path)
+    ap.add_argument("--cache-dir", type=Path, required=True)
+    args = ap.parse_args(argv)
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        globals()[args.step](args.cell_dir, args.cache_dir)
+    except LlmPerfError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

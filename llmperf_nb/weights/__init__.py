@@ -1,0 +1,1 @@
+"""Where model weights come from: real checkpoints and synthetic ones of the same shapes."""

@@ -1,0 +1,86 @@
+from pathlib import Path
+
+import pytest
+
+from llmperf_nb import cells, params
+from llmperf_nb.exceptions import ConfigError
+
+from .conftest import ROOT, cli
+
+GOOD = """
+name: t
+models: [tiny-llama, Llama-2-7b-chat-hf]
+gpus: [cpu, {name: h100-sxm, count: 2}]
+engines: [llama_cpp, {name: llama_cpp, split_mode: row}]
+repetitions: 3
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "p.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_every_shipped_params_file_is_valid():
+    files = sorted((ROOT / "params").glob("*.yaml"))
+    assert files, "params/ holds no matrix"
+    for f in files:
+        p = params.load(f)
+        assert cells.expand(p)
+
+
+def test_defaults_and_matrix_order(tmp_path):
+    p = params.load(write(tmp_path, GOOD))
+    assert p.prompt == "What is the meaning of life?" and p.gen_len == 256 and p.warmup == 1
+    cs = cells.expand(p)
+    assert len(cs) == 2 * 2 * 2
+    assert cs[0].id == "tiny-llama__cpu__llama_cpp__int4"
+    assert cs[3].id == "tiny-llama__h100-sxmx2__llama_cpp-row__int4"
+    assert cs[3].num_shards == 2  # one shard per GPU unless num_shards says otherwise
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("models: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp]\ncolour: red\n", "colour: unknown key; valid keys:"),
+        ("models: [tiny-llama]\ngpus: [cpu]\nengines: [mlc-nightly]\n", "unknown engine 'mlc-nightly'; valid engines: llama_cpp"),
+        ("models: [Llama-3-8B]\ngpus: [cpu]\nengines: [llama_cpp]\n", "unknown model 'Llama-3-8B'; valid models: tiny-llama"),
+        ("models: [tiny-llama]\ngpus: [rtx-5090]\nengines: [llama_cpp]\n", "unknown GPU 'rtx-5090'; valid GPUs: auto, cpu"),
+        ("models: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp]\ngen_len: many\n", "gen_len: expected int, got str"),
+        ("models: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp]\ngen_len: 0\n", "gen_len: must be at least 1"),
+        ("models: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp]\nrepetitions: true\n", "repetitions: expected int"),
+        ("models: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp]\nquantization: int3\n", "'int3' is not one of: int4, fp16"),
+        ("models: [tiny-llama]\ngpus: [{name: h100-sxm, count: 0}]\nengines: [llama_cpp]\n", "count of 'h100-sxm' must be"),
+        ("models: [tiny-llama]\ngpus: [cpu]\nengines: [{name: llama_cpp, split_mode: diagonal}]\n",
+         "engines.llama_cpp: option 'split_mode': 'diagonal' is not one of: 'layer', 'row', 'none'"),
+        ("models: [tiny-llama]\ngpus: [cpu]\nengines: [{name: llama_cpp, thread: 2}]\n",
+         "unknown option 'thread'; valid options: n_gpu_layers"),
+        ("models: [tiny-llama]\ngpus: [cpu]\n", "engines: missing"),
+        ("models: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp]\nweights: hub\n", "has no Hugging Face repository"),
+        ("models: [tiny-llama\n", "not valid YAML at line"),
+        ("- just\n- a list\n", "expected a mapping"),
+    ],
+)
+def test_bad_params_name_file_key_and_choices(tmp_path, text, needle):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        params.load(path)
+    assert str(path) in str(err.value)
+    assert needle in str(err.value)
+
+
+def test_cli_bad_params_one_line_exit_2_no_traceback(tmp_path):
+    path = write(tmp_path, "models: [tiny-llama]\ngpus: [cpu]\nengines: [vllm-turbo]\n")
+    done = cli("run", path, "--out", tmp_path / "out")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llmperf-nb: error: ")
+    assert "vllm-turbo" in lines[0] and "valid engines:" in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_missing_params_file(tmp_path):
+    done = cli("run", tmp_path / "nope.yaml")
+    assert done.returncode == 2 and "params file not found" in done.stderr and "Traceback" not in done.stderr

@@ -1,0 +1,57 @@
+import os
+import sys
+import time
+
+import pytest
+
+from llmperf_nb import process
+from llmperf_nb.exceptions import ProcessError, StepTimeout
+
+
+def test_output_streams_and_returns():
+    seen = []
+    done = process.run([sys.executable, "-c", "print('a'); print('b')"], on_line=seen.append)
+    assert done.output == "a\nb\n" and seen == ["a\n", "b\n"] and done.returncode == 0
+
+
+def test_failure_carries_command_exit_code_and_tail():
+    code = "import sys\nfor i in range(100): print(i)\nsys.exit(3)"
+    with pytest.raises(ProcessError) as err:
+        process.run([sys.executable, "-c", code])
+    assert err.value.returncode == 3
+    assert err.value.tail.splitlines() == [str(i) for i in range(60, 100)]  # only the last 40 lines
+    assert "exit code 3" in str(err.value)
+
+
+def test_timeout_stops_a_silent_child_and_its_children(tmp_path):
+    marker = tmp_path / "grandchild-pid"
+    code = (f"import subprocess,time; p = subprocess.Popen(['sleep','60']); "
+            f"open({str(marker)!r},'w').write(str(p.pid)); time.sleep(60)")
+    start = time.monotonic()
+    with pytest.raises(StepTimeout, match="time limit"):
+        process.run([sys.executable, "-c", code], timeout=2)
+    assert time.monotonic() - start < 15
+    assert not _running(int(marker.read_text()))
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has stopped
+    except FileNotFoundError:
+        return False
+
+
+def test_environment_is_allow_listed(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "nope")
+    code = "import os; print(sorted(k for k in os.environ if 'SECRET' in k or 'TOKEN' in k))"
+    assert process.run([sys.executable, "-c", code]).output.strip() == "[]"
+    extra = process.run([sys.executable, "-c", "import os; print(os.environ['HF_TOKEN'])"],
+                        extra_env={"HF_TOKEN": os.environ["HF_TOKEN"]})
+    assert extra.output.strip() == "hf_secret_value"
+
+
+def test_missing_program_is_a_clear_error():
+    with pytest.raises(ProcessError, match="program not found"):
+        process.run(["no-such-program-xyz"])
