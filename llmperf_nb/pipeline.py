@@ -15,6 +15,7 @@ from pathlib import Path
 from . import cells, process, results
 from .engines import registry
 from .exceptions import LlmPerfError, SchemaError
+from .execute import NotebookFailed, execute
 from .params import Params
 from .paths import CELL_NOTEBOOKS, notebook
 
@@ -65,20 +66,15 @@ def _finished(cell_dir: Path) -> bool:
 
 def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str) -> str:
     """Execute the cell's notebooks; always leaves a result.json. Returns its status."""
-    import papermill
-
     for stale in ("setup.json", "compile.json", "raw.json", results.RESULT_NAME):
         (cell_dir / stale).unlink(missing_ok=True)
     cell.save(cell_dir)
     started = results.now()
     for step, name in CELL_NOTEBOOKS.items():
         try:
-            papermill.execute_notebook(
-                str(notebook(step)), str(cell_dir / name),
-                parameters={"cell_dir": str(cell_dir), "cache_dir": str(cache_dir), "runner": runner},
-                progress_bar=False, cwd=str(cell_dir),
-            )
-        except papermill.PapermillExecutionError as e:
+            execute(notebook(step), cell_dir / name, {"cell_dir": str(cell_dir), "cache_dir": str(cache_dir),
+                                                      "runner": runner}, cwd=cell_dir)
+        except NotebookFailed as e:
             return _write_failed(cell, cell_dir, started, step, f"{e.ename}: {e.evalue}")
         if step == "setup":
             skip = json.loads((cell_dir / "setup.json").read_text()).get("skip")

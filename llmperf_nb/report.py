@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import analysis, results
 from .exceptions import LlmPerfError, SchemaError
+from .execute import execute
 from .paths import notebook
 
 #: anything the page would fetch from elsewhere: the report must open offline
@@ -22,8 +23,6 @@ EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.IGNORECA
 
 def build(results_dir: Path, out_dir: Path, title: str | None = None) -> Path:
     """Rebuild index.html and README.md in ``out_dir`` from the result files alone."""
-    import papermill
-
     results_dir, out_dir = Path(results_dir).resolve(), Path(out_dir).resolve()
     docs = results.load_dir(results_dir)
     if not docs:
@@ -31,14 +30,7 @@ def build(results_dir: Path, out_dir: Path, title: str | None = None) -> Path:
     title = title or docs[0]["run"]
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / "analysis.ipynb"
-    try:
-        papermill.execute_notebook(
-            str(notebook("analysis")), str(executed),
-            parameters={"results_dir": str(results_dir), "title": title},
-            progress_bar=False, cwd=str(out_dir),
-        )
-    except papermill.PapermillExecutionError as e:
-        raise LlmPerfError(f"the analysis notebook failed ({e.ename}: {e.evalue}); see {executed}") from None
+    execute(notebook("analysis"), executed, {"results_dir": str(results_dir), "title": title}, cwd=out_dir)
     html = export_html(executed)
     (out_dir / "index.html").write_text(html)
     (out_dir / "README.md").write_text(readme(docs, title, results_dir, out_dir))

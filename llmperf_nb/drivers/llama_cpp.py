@@ -1,12 +1,9 @@
 """llama.cpp benchmark driver, through llama-cpp-python's low-level (C API) bindings.
 
-The workload: tokenize the prompt with the model's own tokenizer (BOS added), one prefill pass,
-then greedy decoding with llama.cpp's own greedy sampler until ``gen_len`` tokens exist, EOS
-ignored. Token 1 comes from the prefill logits (time to first token); tokens 2..gen_len each cost
-one single-token decode pass, so decode tok/s = (gen_len - 1) / decode time, and each of those
-passes is one per-token latency. Sampling runs in C, so Python adds a few microseconds a token.
+Greedy sampling runs in llama.cpp's own sampler (C), so Python adds a few microseconds a token;
+the timing loop is :mod:`llmperf_nb.drivers.common`.
 
-    python -m llmperf_nb.drivers.llama_cpp bench --model M.gguf --prompt P --gen-len 256 --out raw.json
+    python -m llmperf_nb.drivers.llama_cpp bench --model M.gguf --prompt-ids 1,1724,... --out raw.json
     python -m llmperf_nb.drivers.llama_cpp quantize IN.gguf OUT.gguf Q4_0
 """
 
@@ -14,17 +11,13 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
 import sys
-import time
 
-from llmperf_nb import telemetry
+from llmperf_nb.drivers import common
 
 SPLIT_MODES = {"none": 0, "layer": 1, "row": 2}
 FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
-
-
 _KEEP_LOG_LEVELS = (3, 4)  # ggml_log_level WARN, ERROR: load chatter (INFO, DEBUG) stays out
 _last_level = [0]
 
@@ -43,148 +36,81 @@ def _quiet_logs(L):
     return cb
 
 
-def load(L, args):
-    L.llama_backend_init()
-    load.log_cb = _quiet_logs(L)
-    mp = L.llama_model_default_params()
-    mp.n_gpu_layers = args.n_gpu_layers
-    mp.split_mode = SPLIT_MODES[args.split_mode]
-    model = L.llama_model_load_from_file(args.model.encode(), mp)
-    if not model:
-        sys.exit(f"llama.cpp could not load {args.model}")
-    cp = L.llama_context_default_params()
-    cp.n_ctx = args.n_ctx
-    cp.n_batch = args.n_batch
-    cp.n_ubatch = args.n_batch
-    cp.n_threads = args.threads
-    cp.n_threads_batch = args.threads
-    cp.flash_attn_type = FLASH_ATTN[args.flash_attn]
-    cp.no_perf = False
-    ctx = L.llama_init_from_model(model, cp)
-    if not ctx:
-        sys.exit("llama.cpp could not create a context")
-    return model, ctx
+class Stepper:
+    def __init__(self, L, args):
+        self.L = L
+        self.log_cb = _quiet_logs(L)
+        L.llama_backend_init()
+        mp = L.llama_model_default_params()
+        mp.n_gpu_layers = args.n_gpu_layers
+        mp.split_mode = SPLIT_MODES[args.split_mode]
+        self.model = L.llama_model_load_from_file(args.model.encode(), mp)
+        if not self.model:
+            sys.exit(f"llama.cpp could not load {args.model}")
+        cp = L.llama_context_default_params()
+        cp.n_ctx = args.n_ctx
+        cp.n_batch = cp.n_ubatch = args.n_batch
+        cp.n_threads = cp.n_threads_batch = args.threads
+        cp.flash_attn_type = FLASH_ATTN[args.flash_attn]
+        cp.no_perf = True
+        self.ctx = L.llama_init_from_model(self.model, cp)
+        if not self.ctx:
+            sys.exit("llama.cpp could not create a context")
+        sp = L.llama_sampler_chain_default_params()
+        sp.no_perf = True
+        self.sampler = L.llama_sampler_chain_init(sp)
+        L.llama_sampler_chain_add(self.sampler, L.llama_sampler_init_greedy())
+        self.tok = (L.llama_token * 1)()
 
+    def reset(self) -> None:
+        self.L.llama_memory_clear(self.L.llama_get_memory(self.ctx), True)
+        self.L.llama_sampler_reset(self.sampler)
 
-def tokenize(L, model, text: str) -> list[int]:
-    vocab = L.llama_model_get_vocab(model)
-    raw = text.encode()
-    buf = (L.llama_token * (len(raw) + 16))()
-    n = L.llama_tokenize(vocab, raw, len(raw), buf, len(buf), True, False)
-    if n < 0:
-        sys.exit(f"tokenizer needs {-n} tokens")
-    return list(buf[:n])
+    def _step(self, tokens, n: int) -> int:
+        if self.L.llama_decode(self.ctx, self.L.llama_batch_get_one(tokens, n)) != 0:
+            sys.exit("llama_decode failed (context full?)")
+        # reading the sampled id waits for the device to finish the pass
+        return self.L.llama_sampler_sample(self.sampler, self.ctx, -1)
 
+    def prefill(self, ids: list[int]) -> int:
+        return self._step((self.L.llama_token * len(ids))(*ids), len(ids))
 
-def one_run(L, ctx, sampler, prompt_ids: list[int], gen_len: int, sampler_nvml) -> dict:
-    L.llama_memory_clear(L.llama_get_memory(ctx), True)
-    L.llama_sampler_reset(sampler)
-    prompt = (L.llama_token * len(prompt_ids))(*prompt_ids)
-    tok = (L.llama_token * 1)()
-    t0 = time.perf_counter()
-    if L.llama_decode(ctx, L.llama_batch_get_one(prompt, len(prompt_ids))) != 0:
-        sys.exit("llama_decode failed on the prompt")
-    tok[0] = L.llama_sampler_sample(sampler, ctx, -1)  # reads the logits: waits for the GPU
-    t_first = time.perf_counter()
-    generated = [tok[0]]
-    latencies = []
-    last = t_first
-    for _ in range(gen_len - 1):
-        if L.llama_decode(ctx, L.llama_batch_get_one(tok, 1)) != 0:
-            break  # context full or a failure: the count below shows the run stopped early
-        tok[0] = L.llama_sampler_sample(sampler, ctx, -1)
-        now = time.perf_counter()
-        latencies.append(now - last)
-        last = now
-        generated.append(tok[0])
-    decode_s = last - t_first
-    sample = {
-        "prompt_tokens": len(prompt_ids),
-        "gen_tokens": len(generated),
-        "ttft_s": t_first - t0,
-        "prefill_s": t_first - t0,
-        "prefill_tok_s": len(prompt_ids) / (t_first - t0),
-        "decode_s": decode_s,
-        "decode_tok_s": (len(generated) - 1) / decode_s if decode_s > 0 else None,
-        "token_latencies_s": latencies,
-        "first_token_ids": generated[:8],
-    }
-    if sampler_nvml is not None:
-        sample["decode_energy_j"] = sampler_nvml.energy_joules(t_first, last)
-        sample["decode_mean_w"] = sampler_nvml.mean_watts(t_first, last)
-    return sample
+    def decode(self, token: int) -> int:
+        self.tok[0] = token
+        return self._step(self.tok, 1)
 
+    def facts(self) -> dict:
+        L = self.L
+        buf = ctypes.create_string_buffer(256)
+        L.llama_model_desc(self.model, buf, len(buf))
+        return {"model_desc": buf.value.decode(errors="replace"), "model_bytes": L.llama_model_size(self.model),
+                "model_n_params": L.llama_model_n_params(self.model),
+                "gpu_offload": bool(L.llama_supports_gpu_offload())}
 
-def version(L) -> str:
-    info = L.llama_print_system_info().decode().strip()
-    ver = getattr(__import__("llama_cpp"), "__version__", "?")
-    return f"llama-cpp-python {ver}; {info}"
+    def close(self) -> None:
+        self.L.llama_sampler_free(self.sampler)
+        self.L.llama_free(self.ctx)
+        self.L.llama_model_free(self.model)
 
 
 def bench(args) -> None:
     import llama_cpp as L
 
-    nvml = telemetry.gpu_sampler() if args.n_gpu_layers > 0 else None
-    model, ctx = load(L, args)
-    sparams = L.llama_sampler_chain_default_params()
-    sparams.no_perf = True
-    sampler = L.llama_sampler_chain_init(sparams)
-    L.llama_sampler_chain_add(sampler, L.llama_sampler_init_greedy())
-    prompt_ids = tokenize(L, model, args.prompt)
-
-    warm, samples = [], []
-    started = time.perf_counter()
-    with (nvml if nvml is not None else _Null()):
-        for _ in range(args.warmup):
-            warm.append(one_run(L, ctx, sampler, prompt_ids, args.gen_len, nvml))
-        measured_from = time.perf_counter()
-        while len(samples) < args.reps or (
-            time.perf_counter() - measured_from < args.min_time and len(samples) < args.max_reps
-        ):
-            samples.append(one_run(L, ctx, sampler, prompt_ids, args.gen_len, nvml))
-    raw = {
-        "engine_version": version(L),
-        "prompt_token_ids": prompt_ids,
-        "warmup_samples": warm,
-        "samples": samples,
-        "wall_s": time.perf_counter() - started,
-        "model_bytes": L.llama_model_size(model),
-        "model_n_params": L.llama_model_n_params(model),
-        "model_desc": _desc(L, model),
-        "gpu_offload": bool(L.llama_supports_gpu_offload()),
-        "settings": {
-            "n_gpu_layers": args.n_gpu_layers, "threads": args.threads, "n_batch": args.n_batch,
-            "n_ctx": args.n_ctx, "flash_attn": args.flash_attn, "split_mode": args.split_mode,
-        },
-    }
-    if nvml is not None:
-        raw["peak_mem_bytes"], raw["peak_mem_kind"] = nvml.peak_bytes, "gpu_device_used_nvml"
-    else:
-        raw["peak_mem_bytes"], raw["peak_mem_kind"] = telemetry.process_peak_rss_bytes(), "process_max_rss"
-    L.llama_sampler_free(sampler)
-    L.llama_free(ctx)
-    L.llama_model_free(model)
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(raw, f)
-    os.replace(tmp, args.out)
-    last = samples[-1]
-    print(f"decode {last['decode_tok_s']:.2f} tok/s, prefill {last['prefill_tok_s']:.2f} tok/s, "
-          f"{len(samples)} repetitions, {last['gen_tokens']} tokens each")
-
-
-def _desc(L, model) -> str:
-    buf = ctypes.create_string_buffer(256)
-    L.llama_model_desc(model, buf, len(buf))
-    return buf.value.decode(errors="replace")
-
-
-class _Null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
+    ids = common.parse_ids(args.prompt_ids)
+    if args.n_ctx == 0:
+        args.n_ctx = (len(ids) + args.gen_len + 255) // 256 * 256
+    stepper = Stepper(L, args)
+    doc = common.measure(lambda nvml: common.generate(stepper, ids, args.gen_len, nvml), args)
+    info = L.llama_print_system_info().decode().strip()
+    doc.update(
+        engine_version=f"llama-cpp-python {L.__version__} (llama.cpp vendored in it); {info}",
+        prompt_token_ids=ids,
+        settings={"n_gpu_layers": args.n_gpu_layers, "threads": args.threads, "n_batch": args.n_batch,
+                  "n_ctx": args.n_ctx, "flash_attn": args.flash_attn, "split_mode": args.split_mode},
+        **stepper.facts(),
+    )
+    stepper.close()
+    common.write(doc, args.out)
 
 
 def quantize(args) -> None:
@@ -204,30 +130,19 @@ def main(argv=None) -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("bench")
     b.add_argument("--model", required=True)
-    b.add_argument("--prompt", required=True)
-    b.add_argument("--gen-len", type=int, default=256)
-    b.add_argument("--reps", type=int, default=5)
-    b.add_argument("--warmup", type=int, default=1)
-    b.add_argument("--min-time", type=float, default=0.0)
-    b.add_argument("--max-reps", type=int, default=1000)
+    common.add_workload_args(b)
     b.add_argument("--n-gpu-layers", type=int, default=0)
     b.add_argument("--split-mode", choices=SPLIT_MODES, default="layer")
     b.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     b.add_argument("--n-batch", type=int, default=512)
     b.add_argument("--n-ctx", type=int, default=0)
     b.add_argument("--flash-attn", choices=FLASH_ATTN, default="auto")
-    b.add_argument("--out", required=True)
     q = sub.add_parser("quantize")
     q.add_argument("inp")
     q.add_argument("out")
     q.add_argument("type", choices=["Q4_0", "Q4_K_M", "Q8_0", "F16"])
     args = ap.parse_args(argv)
-    if args.cmd == "bench":
-        if args.n_ctx == 0:
-            args.n_ctx = ((len(args.prompt) + args.gen_len + 64 + 255) // 256) * 256
-        bench(args)
-    else:
-        quantize(args)
+    bench(args) if args.cmd == "bench" else quantize(args)
 
 
 if __name__ == "__main__":

@@ -118,6 +118,64 @@ class Engine(ABC):
         )
 
 
+def gpu_indices(cell: Cell) -> list[int]:
+    """NVML indices of the GPUs a cell uses (NVML ignores CUDA_VISIBLE_DEVICES, so map through it)."""
+    import os
+
+    if cell.gpu.name == "cpu":
+        return []
+    visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip().isdigit()]
+    return [int(v) for v in visible[: cell.gpu.count]] if visible else list(range(cell.gpu.count))
+
+
+def workload_args(cell: Cell, raw_path: Path) -> list[str]:
+    """The arguments of :func:`llmperf_nb.drivers.common.add_workload_args` for this cell."""
+    from ..tokenizer import prompt_ids
+
+    ids, _ = prompt_ids(cell.prompt)
+    return [
+        "--prompt-ids", ",".join(map(str, ids)),
+        "--gen-len", str(cell.gen_len),
+        "--reps", str(cell.repetitions),
+        "--warmup", str(cell.warmup),
+        "--min-time", str(cell.min_time_s),
+        "--gpus", ",".join(map(str, gpu_indices(cell))),
+        "--out", str(raw_path),
+    ]
+
+
+def measurement_from_raw(cell: Cell, raw_path: Path, build_keys: tuple[str, ...] = ()) -> Measurement:
+    """Read what a driver of :mod:`llmperf_nb.drivers.common` wrote."""
+    import json
+
+    from ..exceptions import ParseError
+    from ..tokenizer import prompt_ids
+
+    try:
+        raw = json.loads(Path(raw_path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ParseError(f"the driver wrote no readable {Path(raw_path).name}: {e}") from None
+    samples = raw["samples"]
+    joules = [s.get("decode_energy_j") for s in samples]
+    energy = None
+    if samples and all(j is not None for j in joules):
+        tokens = sum(s["gen_tokens"] - 1 for s in samples)
+        energy = {"decode_j_per_token": sum(joules) / tokens,
+                  "decode_mean_w": sum(s["decode_mean_w"] for s in samples) / len(samples),
+                  "source": "NVML board power of the cell's GPUs, sampled every 20 ms during decode"}
+    return Measurement(
+        engine_version=raw["engine_version"],
+        prompt_token_ids=raw["prompt_token_ids"],
+        samples=samples,
+        warmup_samples=raw["warmup_samples"],
+        peak_mem_bytes=raw.get("peak_mem_bytes"),
+        peak_mem_kind=raw.get("peak_mem_kind"),
+        energy=energy,
+        build={"settings": raw.get("settings", {}), **{k: raw.get(k) for k in build_keys}},
+        notes=[f"prompt tokenized with the {prompt_ids(cell.prompt)[1]}"],
+    )
+
+
 def _check_type(key, value, hint) -> None:
     origin = typing.get_origin(hint)
     allowed = typing.get_args(hint) if origin in (typing.Union, getattr(__import__("types"), "UnionType", ())) else (hint,)

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ..exceptions import ConfigError, ParseError, WeightsError
+from ..exceptions import ConfigError, WeightsError
 from ..models import get_model
 from ..parsers import llama_cpp as parsers
 from ..process import python
-from .base import Engine, Measurement, Prepared
+from .base import Engine, Measurement, Prepared, measurement_from_raw, workload_args
 
 GGUF_WRITER_VERSION = 1  # bump when weights/gguf.py writes different bytes for the same inputs
 
@@ -106,46 +106,16 @@ class LlamaCpp(Engine):
         return [
             python(), "-m", "llmperf_nb.drivers.llama_cpp", "bench",
             "--model", prepared.artifact,
-            "--prompt", cell.prompt,
-            "--gen-len", str(cell.gen_len),
-            "--reps", str(cell.repetitions),
-            "--warmup", str(cell.warmup),
-            "--min-time", str(cell.min_time_s),
+            *workload_args(cell, raw_path),
             "--n-gpu-layers", str(opts.n_gpu_layers if on_gpu else 0),
             "--split-mode", opts.split_mode,
             "--flash-attn", opts.flash_attn,
             "--threads", str(threads),
             "--n-batch", str(opts.n_batch),
-            "--out", str(raw_path),
         ]
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
-        try:
-            raw = json.loads(Path(raw_path).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ParseError(f"the llama.cpp driver wrote no readable {raw_path.name}: {e}") from None
-        energy = _energy(raw["samples"], cell.gen_len)
-        return Measurement(
-            engine_version=raw["engine_version"],
-            prompt_token_ids=raw["prompt_token_ids"],
-            samples=raw["samples"],
-            warmup_samples=raw["warmup_samples"],
-            peak_mem_bytes=raw.get("peak_mem_bytes"),
-            peak_mem_kind=raw.get("peak_mem_kind"),
-            energy=energy,
-            build={"settings": raw["settings"], "model_desc": raw.get("model_desc"),
-                   "model_bytes": raw.get("model_bytes"), "gpu_offload": raw.get("gpu_offload")},
-        )
-
-
-def _energy(samples: list[dict], gen_len: int) -> dict | None:
-    joules = [s.get("decode_energy_j") for s in samples]
-    if not joules or any(j is None for j in joules):
-        return None
-    tokens = sum(s["gen_tokens"] - 1 for s in samples)
-    watts = [s["decode_mean_w"] for s in samples]
-    return {"decode_j_per_token": sum(joules) / tokens, "decode_mean_w": sum(watts) / len(watts),
-            "source": "nvml board power, sampled every 20 ms"}
+        return measurement_from_raw(cell, raw_path, ("model_desc", "model_bytes", "model_n_params", "gpu_offload"))
 
 
 def _key(*parts) -> str:

@@ -1,0 +1,120 @@
+"""The timing loop every driver shares, so that every engine is measured the same way.
+
+An engine's driver supplies a *stepper*: ``reset()`` clears its cache, ``prefill(ids)`` runs the
+prompt and returns the greedy next token, ``decode(token)`` feeds one token and returns the next.
+Both return a token id on the host, which forces the device to finish: what is timed is done.
+Drivers whose engine has no per-token API build samples with :func:`sample` directly.
+
+Token 1 comes from the prefill (time to first token); tokens 2..gen_len each cost one decode
+pass, so decode tok/s = (gen_len - 1) / decode time and each pass is one per-token latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Protocol
+
+from llmperf_nb import telemetry
+
+
+class Stepper(Protocol):
+    def reset(self) -> None: ...
+    def prefill(self, ids: list[int]) -> int: ...
+    def decode(self, token: int) -> int: ...
+
+
+def add_workload_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--prompt-ids", required=True, help="comma-separated prompt token ids (BOS included)")
+    ap.add_argument("--gen-len", type=int, default=256)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--min-time", type=float, default=0.0, help="keep repeating until this many seconds are measured")
+    ap.add_argument("--max-reps", type=int, default=1000)
+    ap.add_argument("--gpus", default="", help="comma-separated GPU indices to sample with NVML (empty: none)")
+    ap.add_argument("--out", required=True)
+
+
+def parse_ids(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def sample(prompt_tokens: int, generated: list[int], t0: float, t_first: float, t_last: float,
+           latencies: list[float], nvml=None) -> dict:
+    decode_s = t_last - t_first
+    s = {
+        "prompt_tokens": prompt_tokens,
+        "gen_tokens": len(generated),
+        "ttft_s": t_first - t0,
+        "prefill_s": t_first - t0,
+        "prefill_tok_s": prompt_tokens / (t_first - t0),
+        "decode_s": decode_s,
+        "decode_tok_s": (len(generated) - 1) / decode_s if decode_s > 0 else None,
+        "token_latencies_s": latencies,
+        "first_token_ids": generated[:8],
+    }
+    if nvml is not None:
+        s["decode_energy_j"] = nvml.energy_joules(t_first, t_last)
+        s["decode_mean_w"] = nvml.mean_watts(t_first, t_last)
+    return s
+
+
+def generate(stepper: Stepper, ids: list[int], gen_len: int, nvml=None) -> dict:
+    """One repetition: prefill, then greedy decoding until ``gen_len`` tokens exist (EOS ignored)."""
+    stepper.reset()
+    t0 = time.perf_counter()
+    token = stepper.prefill(ids)
+    t_first = last = time.perf_counter()
+    generated, latencies = [token], []
+    for _ in range(gen_len - 1):
+        token = stepper.decode(token)
+        now = time.perf_counter()
+        latencies.append(now - last)
+        last = now
+        generated.append(token)
+    return sample(len(ids), generated, t0, t_first, last, latencies, nvml)
+
+
+def measure(one_run, args) -> dict:
+    """Warm-up runs, then measured runs until both ``--reps`` and ``--min-time`` are met.
+
+    ``one_run(nvml)`` returns a sample. Returns the raw document's timing part.
+    """
+    indices = [int(i) for i in args.gpus.split(",") if i.strip()] if args.gpus else []
+    nvml = telemetry.gpu_sampler(indices) if indices else None
+    warm, samples = [], []
+    started = time.perf_counter()
+    with nvml if nvml is not None else _Null():
+        for _ in range(args.warmup):
+            warm.append(one_run(nvml))
+        measured_from = time.perf_counter()
+        while len(samples) < args.reps or (
+            time.perf_counter() - measured_from < args.min_time and len(samples) < args.max_reps
+        ):
+            samples.append(one_run(nvml))
+    doc = {"warmup_samples": warm, "samples": samples, "wall_s": time.perf_counter() - started}
+    if nvml is not None:
+        doc["peak_mem_bytes"], doc["peak_mem_kind"] = nvml.peak_bytes, "gpu_device_used_nvml"
+    else:
+        doc["peak_mem_bytes"], doc["peak_mem_kind"] = telemetry.process_peak_rss_bytes(), "process_max_rss"
+    return doc
+
+
+def write(doc: dict, out: str) -> None:
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+    os.replace(tmp, out)
+    last = doc["samples"][-1]
+    print(f"decode {last['decode_tok_s']:.2f} tok/s, prefill {last['prefill_tok_s']:.2f} tok/s, "
+          f"{len(doc['samples'])} repetitions, {last['gen_tokens']} tokens each", flush=True)
+
+
+class _Null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return None
