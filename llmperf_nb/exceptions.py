@@ -34,14 +34,21 @@ class ParseError(LlmPerfError):
 class ProcessError(EngineError):
     """An external process exited non-zero; carries the command, exit code and output tail."""
 
-    def __init__(self, argv, returncode, tail):
+    def __init__(self, argv, returncode, tail, first_error=None):
+        import signal
+
         self.argv = list(argv)
         self.returncode = returncode
         self.tail = tail
-        shown = " ".join(self.argv)
-        if len(shown) > 200:
-            shown = shown[:200] + " ..."
-        super().__init__(f"command failed with exit code {returncode}: {shown}\n{tail}".rstrip())
+        how = f"exit code {returncode}"
+        if returncode < 0:
+            try:
+                how = f"signal {signal.Signals(-returncode).name}"
+            except ValueError:
+                pass
+        name = self.argv[2] if self.argv[1:2] == ["-m"] and len(self.argv) > 2 else self.argv[0]
+        said = f": {first_error}" if first_error else ""
+        super().__init__(f"{name} failed ({how}){said}\n{tail}".rstrip())
 
 
 class StepTimeout(EngineError):

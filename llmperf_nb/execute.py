@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
+from typing import TextIO
 
 from .exceptions import LlmPerfError
 
@@ -14,15 +18,43 @@ class NotebookFailed(LlmPerfError):
 
 
 def execute(source: Path, out: Path, parameters: dict, cwd: Path, timeout: float | None = None) -> None:
-    """Run ``source`` with ``parameters`` injected, saving the executed copy at ``out``."""
+    """Run ``source`` with ``parameters`` injected, saving the executed copy at ``out``.
+
+    The kernel process's own stderr (start-up notices, its reaction to Ctrl-C) goes to
+    ``out`` + ``.kernel.log`` rather than the terminal; what the notebook prints is in ``out``.
+    """
     import papermill
 
+    log = Path(str(out) + ".kernel.log")
     try:
-        papermill.execute_notebook(
-            str(source), str(out), parameters=parameters, cwd=str(cwd), progress_bar=False,
-            execution_timeout=timeout, kernel_name="python3",
-            # the kernel's own start-up chatter (e.g. its TCP transport notice) is not ours to show
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
-        )
+        with _stderr_to(log):
+            papermill.execute_notebook(
+                str(source), str(out), parameters=parameters, cwd=str(cwd), progress_bar=False,
+                execution_timeout=timeout, kernel_name="python3",
+            )
     except papermill.PapermillExecutionError as e:
         raise NotebookFailed(e.ename, e.evalue, Path(out)) from None
+    finally:
+        if log.exists() and log.stat().st_size == 0:
+            log.unlink()
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """Point file descriptor 2 at ``path`` while the kernel is started (it inherits it)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.dup2(fd, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
+
+
+def terminal() -> TextIO:
+    """A stream on the terminal's stderr that stays there while kernels run (for progress bars)."""
+    return os.fdopen(os.dup(2), "w", buffering=1)

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import cells, process, results
 from .engines import registry
 from .exceptions import LlmPerfError, SchemaError
-from .execute import NotebookFailed, execute
+from .execute import NotebookFailed, execute, terminal
 from .params import Params
 from .paths import CELL_NOTEBOOKS, notebook
 
@@ -36,7 +36,8 @@ def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local"
     results_dir = out_dir / "results"
     todo = cells.expand(params)
     summary = Summary()
-    bar = tqdm(total=len(todo), unit="cell", desc=params.name, disable=not progress)
+    term = terminal()
+    bar = tqdm(total=len(todo), unit="cell", desc=params.name, disable=not progress, file=term)
     try:
         for cell in todo:
             bar.set_postfix_str(cell.id, refresh=True)
@@ -51,6 +52,7 @@ def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local"
             bar.update(1)
     finally:
         bar.close()
+        term.close()
     return summary
 
 

@@ -7,6 +7,7 @@ in; on failure the error carries the command, its exit code and the tail of its 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,7 +27,7 @@ ALLOWED_ENV = (
     "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
     "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS",
     "OMP_NUM_THREADS", "LLAMA_CPP_LIB_PATH", "HF_HOME", "HF_HUB_OFFLINE", "HF_HUB_CACHE",
-    "TORCH_CUDA_ARCH_LIST", "MAX_JOBS", "LLMPERF_NB_CACHE",
+    "TORCH_CUDA_ARCH_LIST", "MAX_JOBS", "LLMPERF_NB_CACHE", "LLAMA_BENCH", "LLAMA_CPP_DIR",
 )
 
 TAIL_LINES = 40
@@ -94,8 +95,19 @@ def run(
     output = "".join(lines)
     done = Completed(argv, proc.returncode, output, time.monotonic() - start)
     if check and proc.returncode != 0:
-        raise ProcessError(argv, proc.returncode, tail(output))
+        raise ProcessError(argv, proc.returncode, tail(output), first_error(output))
     return done
+
+
+_ERROR_LINE = re.compile(r"error|assert|exception|fatal|abort|out of memory|not found|no such", re.IGNORECASE)
+
+
+def first_error(output: str) -> str | None:
+    """The first line that reads like the cause, so a failure says more than its exit code."""
+    for line in output.splitlines():
+        if _ERROR_LINE.search(line) and not line.startswith(("Traceback", "  File ")):
+            return line.strip()[:300]
+    return None
 
 
 class _Deadline(Exception):

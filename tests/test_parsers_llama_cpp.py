@@ -1,6 +1,8 @@
 """llama.cpp parsers on real captured output (tests/data/logs; SOURCES.md and README.md say where
 each file comes from)."""
 
+import json
+
 import pytest
 
 from llmperf_nb.engines import registry
@@ -76,3 +78,35 @@ def test_engine_recognises_format_by_itself():
     assert engine.parse_log(read("pr17382-common_perf_print-newest.txt")).build["tool"] == "completion timings"
     with pytest.raises(ParseError, match="no llama.cpp output recognised"):
         engine.parse_log("nothing to see")
+
+
+OWN = LOGS / "llama_cpp"  # captured here from the llama.cpp vendored in llama-cpp-python 0.3.36
+
+
+def test_own_llama_bench_json_of_the_pinned_build():
+    m = p.parse_bench_json((OWN / "llama-bench-tiny.json.txt").read_text())
+    assert m.engine_version == "llama.cpp build 1 (0c1e570)"
+    assert [s["decode_tok_s"] for s in m.samples] == [8.47788, 91.8719, 64.6527]
+    assert {(s["prompt_tokens"], s["gen_tokens"]) for s in m.samples} == {(8, 32)}
+
+
+def test_own_completion_log_with_time_prefixed_lines():
+    text = (OWN / "llama-completion-tiny.stderr.txt").read_text(errors="replace")
+    [s] = p.parse_timings(text).samples
+    assert (s["prompt_tokens"], s["gen_tokens"]) == (8, 64)  # -n 64: 63 eval runs after the prompt
+    assert s["decode_tok_s"] == pytest.approx(63 / 2.41914)
+
+
+def test_import_cli_writes_a_valid_result(tmp_path):
+    from llmperf_nb import results
+
+    from .conftest import cli
+
+    done = cli("import", "--engine", "llama_cpp", "--model", "tiny-llama", OWN / "llama-bench-tiny.jsonl.txt")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    results.validate(doc)
+    assert doc["status"] == "ok" and doc["weights"]["source"] == "imported"
+    assert doc["gen_tokens"]["actual"] == 32 and len(doc["samples"]) == 3
+    bad = cli("import", "--engine", "llama_cpp", OWN / "README.md")
+    assert bad.returncode == 1 and "no llama.cpp output recognised" in bad.stderr and "Traceback" not in bad.stderr

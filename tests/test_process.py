@@ -23,6 +23,13 @@ def test_failure_carries_command_exit_code_and_tail():
     assert "exit code 3" in str(err.value)
 
 
+def test_failure_message_names_the_signal_and_the_first_error_line():
+    code = "import os, sys; print(\"loading\"); print(\"GGML_ASSERT(x) failed\"); sys.stdout.flush(); os.abort()"
+    with pytest.raises(ProcessError) as err:
+        process.run([sys.executable, "-c", code])
+    assert str(err.value).splitlines()[0].endswith("failed (signal SIGABRT): GGML_ASSERT(x) failed")
+
+
 def test_timeout_stops_a_silent_child_and_its_children(tmp_path):
     marker = tmp_path / "grandchild-pid"
     code = (f"import subprocess,time; p = subprocess.Popen(['sleep','60']); "

@@ -110,7 +110,27 @@ def bench(args) -> None:
         **stepper.facts(),
     )
     stepper.close()
+    if args.llama_bench:
+        doc["crosscheck"] = crosscheck(args, doc)
     common.write(doc, args.out)
+
+
+def crosscheck(args, doc: dict) -> dict:
+    """llama.cpp's own llama-bench on the same file and settings: decode only (``-p 0 -n gen_len``)."""
+    from llmperf_nb import process
+    from llmperf_nb.parsers.llama_cpp import parse_bench_json
+
+    argv = [args.llama_bench, "-m", args.model, "-p", "0", "-n", str(args.gen_len), "-r", str(args.reps),
+            "-ngl", str(args.n_gpu_layers), "-sm", args.split_mode, "-t", str(args.threads),
+            "-fa", args.flash_attn, "-b", str(args.n_batch), "-o", "json"]
+    out = process.run(argv, timeout=3600)
+    start = out.output.find("[")  # llama-bench logs to stderr, merged here: the JSON starts at "["
+    theirs = [s["decode_tok_s"] for s in parse_bench_json(out.output[start:]).samples]
+    ours = [s["decode_tok_s"] for s in doc["samples"]]
+    mean_theirs, mean_ours = sum(theirs) / len(theirs), sum(ours) / len(ours)
+    return {"tool": "llama-bench", "argv": argv, "decode_tok_s_samples": theirs,
+            "decode_tok_s_mean": mean_theirs, "harness_decode_tok_s_mean": mean_ours,
+            "difference": mean_ours / mean_theirs - 1}
 
 
 def quantize(args) -> None:
@@ -137,6 +157,7 @@ def main(argv=None) -> None:
     b.add_argument("--n-batch", type=int, default=512)
     b.add_argument("--n-ctx", type=int, default=0)
     b.add_argument("--flash-attn", choices=FLASH_ATTN, default="auto")
+    b.add_argument("--llama-bench", help="also run this llama-bench on the same file and settings (cross-check)")
     q = sub.add_parser("quantize")
     q.add_argument("inp")
     q.add_argument("out")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ..exceptions import ConfigError, WeightsError
+from ..exceptions import ConfigError, EngineError, WeightsError
 from ..models import get_model
 from ..parsers import llama_cpp as parsers
 from ..process import python
@@ -34,6 +35,8 @@ class Options:
     flash_attn: Literal["auto", "on", "off"] = "auto"
     threads: int | None = None  # None: every usable core on the CPU, 1 when fully offloaded
     n_batch: int = 512
+    # also run llama.cpp's own llama-bench on the same file and settings ($LLAMA_BENCH or PATH)
+    crosscheck: bool = False
 
     def validate(self):
         if self.threads is not None and self.threads < 1:
@@ -112,10 +115,25 @@ class LlamaCpp(Engine):
             "--flash-attn", opts.flash_attn,
             "--threads", str(threads),
             "--n-batch", str(opts.n_batch),
+            *(["--llama-bench", _llama_bench()] if opts.crosscheck else []),
         ]
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
-        return measurement_from_raw(cell, raw_path, ("model_desc", "model_bytes", "model_n_params", "gpu_offload"))
+        m = measurement_from_raw(cell, raw_path, ("model_desc", "model_bytes", "model_n_params", "gpu_offload",
+                                                  "crosscheck"))
+        check = m.build.get("crosscheck")
+        if check:
+            m.notes.append(f"cross-check: llama-bench -n {cell.gen_len} on the same GGUF gave "
+                           f"{check['decode_tok_s_mean']:.2f} tok/s, this harness {check['harness_decode_tok_s_mean']:.2f} "
+                           f"({check['difference']:+.1%})")
+        return m
+
+
+def _llama_bench() -> str:
+    found = os.environ.get("LLAMA_BENCH") or shutil.which("llama-bench")
+    if not found:
+        raise EngineError("crosscheck needs llama.cpp's llama-bench: put it on PATH or set LLAMA_BENCH")
+    return found
 
 
 def _key(*parts) -> str:

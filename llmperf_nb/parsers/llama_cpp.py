@@ -135,7 +135,8 @@ def parse_bench_md(text: str) -> Measurement:
 
 
 _TIMING = re.compile(
-    r"^(?P<prefix>\w+):\s+(?P<what>prompt eval time|eval time)\s*=\s*(?P<ms>[\d.,]+) ms\s*/\s*"
+    # llama-completion prefixes each log line with a time stamp and a level when stderr is no terminal
+    r"^(?:[\d.]+ [A-Z] )?(?P<prefix>\w+):\s+(?P<what>prompt eval time|eval time)\s*=\s*(?P<ms>[\d.,]+) ms\s*/\s*"
     r"(?P<n>\d+) (?:tokens|runs)(?:\s*\(\s*(?P<per>[\d.,]+) ms per token(?:,\s*(?P<tps>[\d.,]+) tokens per second)?\))?",
     re.MULTILINE,
 )
