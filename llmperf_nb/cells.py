@@ -70,7 +70,7 @@ def expand(params: Params) -> list[Cell]:
                         model=model,
                         gpu=gpu,
                         engine=engine,
-                        quantization=params.quantization,
+                        quantization=engine.quantization or params.quantization,
                         weights="local" if local else params.weights,
                         local_path=local,
                         num_shards=params.num_shards or gpu.count,

@@ -37,6 +37,7 @@ class GpuChoice:
 class EngineChoice:
     name: str
     options: dict = field(default_factory=dict)
+    quantization: str | None = None  # overrides the file's quantization for this engine
 
     @property
     def label(self) -> str:
@@ -130,6 +131,7 @@ def from_dict(raw: Any, *, source: str = "<params>", default_name: str = "run") 
     kw["models"] = [_model(fail, m) for m in _list(fail, raw, "models")]
     kw["gpus"] = [_gpu(fail, g) for g in _list(fail, raw, "gpus")]
     kw["engines"] = [_engine(fail, e) for e in _list(fail, raw, "engines")]
+    _check_quantizations(fail, kw)
     kw["local_weights"] = _local_weights(fail, raw.get("local_weights", {}), kw["models"])
     for model in kw["models"]:
         spec = models.get_model(model)
@@ -177,15 +179,26 @@ def _engine(fail, value) -> EngineChoice:
         value = {"name": value}
     if not isinstance(value, dict) or "name" not in value:
         raise fail("engines", f"each entry is an engine name or {{name, options...}}; got {value!r}")
-    options = {k: v for k, v in value.items() if k != "name"}
-    name = value["name"]
+    options = {k: v for k, v in value.items() if k not in ("name", "quantization")}
+    name, quant = value["name"], value.get("quantization")
     if name not in engines.registry:
         raise fail("engines", f"unknown engine {name!r}; valid engines: {', '.join(engines.registry)}")
+    if quant is not None:
+        _check_choice(fail, f"engines.{name}.quantization", quant, QUANTIZATIONS)
     try:
         engines.registry[name].options(**options)
     except ConfigError as e:
         raise fail(f"engines.{name}", str(e)) from None
-    return EngineChoice(name, options)
+    return EngineChoice(name, options, quant)
+
+
+def _check_quantizations(fail, kw) -> None:
+    """Every engine must have a path for the quantization it is asked to run."""
+    for e in kw["engines"]:
+        try:
+            engines.registry[e.name].weight_format(e.quantization or kw.get("quantization", "int4"))
+        except ConfigError as err:
+            raise fail(f"engines.{e.name}", str(err)) from None
 
 
 def _local_weights(fail, value, model_names) -> dict[str, str]:

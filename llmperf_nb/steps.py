@@ -19,7 +19,7 @@ from pathlib import Path
 from . import hardware, process, results
 from .cells import Cell
 from .engines import registry
-from .engines.base import Prepared
+from .engines.base import Prepared, gpu_env
 from .exceptions import EngineError, LlmPerfError
 
 STEPS = ("setup", "compile", "benchmark")
@@ -82,7 +82,8 @@ def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
     raw_path = cell_dir / "raw.json"
     started = results.now()
     argv = engine.benchmark_argv(cell, prepared, raw_path)
-    out = process.run(argv, timeout=cell.timeout_s, cwd=cell_dir, on_line=lambda line: print(line, end=""))
+    out = process.run(argv, timeout=cell.timeout_s, cwd=cell_dir, extra_env=gpu_env(cell),
+                      on_line=lambda line: print(line, end=""))
     measurement = engine.parse_benchmark(cell, out.output, raw_path)
     weights = {**setup_doc["weights"], **prepared.weights, "format": prepared.format}
     weights.pop("path", None)

@@ -128,6 +128,16 @@ def gpu_indices(cell: Cell) -> list[int]:
     return [int(v) for v in visible[: cell.gpu.count]] if visible else list(range(cell.gpu.count))
 
 
+def gpu_env(cell: Cell) -> dict[str, str]:
+    """Environment that limits a benchmark to the cell's GPUs: on a 4-GPU host a 2-GPU cell
+    must not spread over all four (llama.cpp, for one, uses every GPU it sees)."""
+    indices = gpu_indices(cell)
+    if not indices:
+        return {}
+    # NVML numbers GPUs in PCI order; make CUDA agree so the sampled GPUs are the ones used
+    return {"CUDA_VISIBLE_DEVICES": ",".join(map(str, indices)), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
 def workload_args(cell: Cell, raw_path: Path) -> list[str]:
     """The arguments of :func:`llmperf_nb.drivers.common.add_workload_args` for this cell."""
     from ..tokenizer import prompt_ids
