@@ -38,8 +38,12 @@ registry = Registry()
 
 def _register_builtins() -> None:
     from .llama_cpp import LlamaCpp
+    from .mlc import Mlc
+    from .vllm import Vllm
 
     registry.register(LlamaCpp())
+    registry.register(Mlc())
+    registry.register(Vllm())
 
 
 _register_builtins()
