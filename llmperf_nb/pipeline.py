@@ -61,7 +61,8 @@ def _finished(cell_dir: Path) -> bool:
     if not path.exists():
         return False
     try:
-        return results.load(path)["status"] in ("ok", "skipped")
+        # failed and not-run cells are tried again: the cause may have gone (an engine installed)
+        return results.load(path)["status"] == "ok"
     except SchemaError:
         return False  # unreadable or from an unknown version: measure again
 

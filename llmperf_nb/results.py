@@ -46,8 +46,8 @@ def build(
     """A result document. ``measurement`` (engines.base.Measurement) is None for failed cells."""
     samples = measurement.samples if measurement else []
     warm = measurement.warmup_samples if measurement else []
-    prompt_actual = [s.get("prompt_tokens") for s in samples]
-    gen_actual = [s.get("gen_tokens") for s in samples]
+    prompt_actual = [s["prompt_tokens"] for s in samples if s.get("prompt_tokens") is not None]
+    gen_actual = [s["gen_tokens"] for s in samples if s.get("gen_tokens") is not None]
     doc = {
         "schema_version": SCHEMA_VERSION,
         "run": cell.run,

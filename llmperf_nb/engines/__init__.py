@@ -37,11 +37,13 @@ registry = Registry()
 
 
 def _register_builtins() -> None:
+    from .exllamav2 import ExLlamaV2Engine
     from .llama_cpp import LlamaCpp
     from .mlc import Mlc
     from .vllm import Vllm
 
     registry.register(LlamaCpp())
+    registry.register(ExLlamaV2Engine())
     registry.register(Mlc())
     registry.register(Vllm())
 

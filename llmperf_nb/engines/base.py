@@ -53,6 +53,22 @@ class Engine(ABC):
     formats: dict[str, str] = {}
     #: named parsers for ``llmperf-nb import --engine NAME``; each takes the printed text
     parsers: dict[str, Parser] = {}
+    #: Python packages the benchmark imports, and how a user gets them
+    packages: tuple[str, ...] = ()
+    install_hint: str = ""
+    #: no CPU path at all
+    needs_gpu: bool = False
+
+    def unavailable(self, cell: Cell) -> str | None:
+        """Why this engine cannot run the cell here (then the cell is reported as not run), or None."""
+        import importlib.util
+
+        if self.needs_gpu and cell.gpu.name == "cpu":
+            return f"{self.label} needs a GPU; it has no CPU path"
+        missing = [p for p in self.packages if importlib.util.find_spec(p) is None]
+        if missing:
+            return f"{self.label} is not installed here (no {', '.join(missing)}): {self.install_hint}"
+        return None
 
     def options(self, **values):
         """Validated options; unknown keys and wrong types raise ConfigError."""

@@ -48,6 +48,8 @@ class Options:
 class LlamaCpp(Engine):
     name = "llama_cpp"
     label = "llama.cpp"
+    packages = ("llama_cpp",)
+    install_hint = "pip install 'llmperf-nb[llama_cpp]' (CMAKE_ARGS=-DGGML_CUDA=ON for CUDA), or docker/Dockerfile.*.llama_cpp"
     options_class = Options
     formats = {"int4": "GGUF Q4_0", "fp16": "GGUF F16"}
     parsers = {

@@ -65,6 +65,10 @@ class Options:
 class Mlc(Engine):
     name = "mlc"
     label = "MLC LLM"
+    packages = ("mlc_llm",)
+    install_hint = ("MLC LLM's wheels are not on PyPI: use --runner docker with docker/Dockerfile.cu124.mlc, "
+                    "or install them from https://mlc.ai/wheels")
+    needs_gpu = True
     options_class = Options
     formats = {"int4": "MLC q4f16_1", "fp16": "MLC q0f16"}
     parsers = {

@@ -62,6 +62,9 @@ class Options:
 class Vllm(Engine):
     name = "vllm"
     label = "vLLM"
+    packages = ("vllm",)
+    install_hint = "pip install vllm (CUDA), or docker/Dockerfile.cu130.vllm"
+    needs_gpu = True
     options_class = Options
     formats = {"fp16": "safetensors fp16", "int4": "AWQ 4-bit"}
     parsers = {

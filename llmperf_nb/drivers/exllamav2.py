@@ -1,0 +1,174 @@
+"""ExLlamaV2 benchmark driver: the forward loop of ExLlamaV2's own speed test, in the shared timing loop.
+
+``test_inference.py -s`` (the tool the original benchmark ran) measures decode as
+``model.forward(last_token, cache)`` then ``argmax(logits)`` per token, and this driver makes the
+same calls (:mod:`llmperf_nb.drivers.common` times them). ExLlamaV2's generators are not faster at
+batch 1: ExLlamaV2BaseGenerator runs the same forward and adds a host-side sampler (the logits are
+copied to the CPU as fp32 every token); the dynamic generator adds paging and job scheduling made
+for batches. The KV cache is fp16 (ExLlamaV2Cache), as in test_inference.py.
+
+Warm-up matters more than usual: on an H200 (torch 2.11, SDPA attention) the first pass over the
+workload decoded at about 17 tok/s against about 240 after it, as exllamav2 autotunes its GEMMs
+and SDPA meets each key length for the first time. The warm-up repetition runs the same positions.
+
+    python -m llmperf_nb.drivers.exllamav2 bench --model DIR --prompt-ids 1,1724,... --out raw.json
+        [--gpu-split 17,17 | --autosplit] [--max-seq-len 2048]
+    python -m llmperf_nb.drivers.exllamav2 check     # import exllamav2 (its first import JIT-builds
+                                                     # the CUDA extension), print the versions
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from llmperf_nb.drivers import common
+
+
+def _import():
+    """(torch, exllamav2); the first import of exllamav2 compiles its CUDA extension (minutes)."""
+    try:
+        import torch
+    except ImportError:
+        sys.exit("torch is not installed; ExLlamaV2 needs a CUDA build of torch")
+    if not torch.cuda.is_available():
+        sys.exit("ExLlamaV2 needs a CUDA GPU, and torch sees none")
+    try:
+        import exllamav2
+    except ImportError as e:
+        sys.exit(f"cannot import exllamav2 ({e}); install it with: pip install exllamav2==0.3.2")
+    return torch, exllamav2
+
+
+def engine_version(torch, exllamav2) -> str:
+    backend = f"CUDA {torch.version.cuda}" if torch.version.cuda else f"ROCm {torch.version.hip}"
+    return f"exllamav2 {exllamav2.__version__}; torch {torch.__version__}; {backend}"
+
+
+class Stepper:
+    def __init__(self, torch, model, cache):
+        self.torch, self.model, self.cache = torch, model, cache
+
+    def reset(self) -> None:
+        # what test_inference.py does between runs: the cache is overwritten from position 0
+        self.cache.current_seq_len = 0
+
+    def _next(self, ids: list[int]) -> int:
+        # input ids stay on the CPU: ExLlamaV2 keeps the embedding table there and moves the hidden
+        # state to the first layer's GPU; last_id_only sends only the last position through lm_head
+        inp = self.torch.tensor([ids], dtype=self.torch.long)
+        logits = self.model.forward(inp, self.cache, last_id_only=True)
+        # .item() copies the id to the host, which waits for the pass to finish
+        return int(self.torch.argmax(logits[0, -1]).item())
+
+    def prefill(self, ids: list[int]) -> int:
+        return self._next(ids)
+
+    def decode(self, token: int) -> int:
+        return self._next([token])
+
+
+def load(args, torch):
+    """Config, model and fp16 cache, loaded the way test_inference.py loads them (model_init)."""
+    from exllamav2 import ExLlamaV2, ExLlamaV2Cache, ExLlamaV2Config
+
+    config = ExLlamaV2Config(args.model)  # reads config.json and indexes the *.safetensors
+    config.max_seq_len = args.max_seq_len
+    # load_autosplit() does this itself; doing it for every load mode keeps their buffers alike
+    config.max_input_len = min(config.max_input_len, args.max_seq_len)
+    config.arch_compat_overrides()
+    model = ExLlamaV2(config)
+    if args.autosplit:
+        # the cache is allocated layer by layer while the model fills one GPU after another
+        cache = ExLlamaV2Cache(model, max_seq_len=args.max_seq_len, lazy=True)
+        model.load_autosplit(cache)
+        return config, model, cache
+    split = [float(x) for x in args.gpu_split.split(",")] if args.gpu_split else None
+    if split and len(split) > torch.cuda.device_count():
+        sys.exit(f"--gpu-split has {len(split)} entries but {torch.cuda.device_count()} CUDA devices are visible")
+    model.load(split)  # GB of weights per GPU, in order; None puts everything on the first GPU
+    return config, model, ExLlamaV2Cache(model, max_seq_len=args.max_seq_len)
+
+
+def attention_backend(config) -> str:
+    """The attention function ExLlamaV2Attention picks, in its own order of preference."""
+    from exllamav2 import attn
+
+    if attn.has_flash_attn and not config.no_flash_attn:
+        import flash_attn
+
+        return f"flash-attn {flash_attn.__version__}"
+    if attn.has_xformers and not config.no_xformers:
+        return "xformers"
+    if attn.has_lower_right_sdpa and not config.no_sdpa:
+        return "torch SDPA"
+    return "torch matmul"
+
+
+def facts(torch, config, model) -> dict:
+    devices = sorted({m.device_idx for m in model.modules if isinstance(m.device_idx, int) and m.device_idx >= 0})
+    layers = {}
+    for idx in model.cache_map.values():
+        layers[idx] = layers.get(idx, 0) + 1
+    files = [Path(f) for f in config.tensor_files]
+    return {
+        "model_bytes": sum(f.stat().st_size for f in files),
+        "quantization_config": _quantization_config(Path(config.model_dir)),
+        "gpu_names": [torch.cuda.get_device_name(i) for i in devices],
+        "attention_layers_per_device": layers,
+        "torch_max_allocated_bytes": [torch.cuda.max_memory_allocated(i) for i in devices],
+    }
+
+
+def _quantization_config(model_dir: Path) -> dict | None:
+    import json
+
+    return json.loads((model_dir / "config.json").read_text()).get("quantization_config")
+
+
+def bench(args) -> None:
+    torch, exllamav2 = _import()
+    ids = common.parse_ids(args.prompt_ids)
+    if len(ids) + args.gen_len > args.max_seq_len:
+        sys.exit(f"prompt ({len(ids)}) + gen_len ({args.gen_len}) tokens exceed --max-seq-len {args.max_seq_len}")
+    config, model, cache = load(args, torch)
+    stepper = Stepper(torch, model, cache)
+    doc = common.measure(lambda nvml: common.generate(stepper, ids, args.gen_len, nvml), args)
+    doc.update(
+        engine_version=engine_version(torch, exllamav2),
+        prompt_token_ids=ids,
+        settings={"gpu_split": args.gpu_split, "autosplit": args.autosplit, "max_seq_len": args.max_seq_len,
+                  "max_input_len": config.max_input_len, "cache": "fp16 (ExLlamaV2Cache)",
+                  "attention": attention_backend(config), "cuda_graphs": not config.no_graphs,
+                  "loop": "model.forward(ids, cache, last_id_only=True) + argmax, as test_inference.py -s"},
+        **facts(torch, config, model),
+    )
+    model.unload()
+    common.write(doc, args.out)
+
+
+def check(args) -> None:
+    torch, exllamav2 = _import()
+    from exllamav2.ext import exllamav2_ext  # the compiled (or JIT-built) extension
+
+    print(f"{engine_version(torch, exllamav2)}; extension {exllamav2_ext.__file__}")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m llmperf_nb.drivers.exllamav2")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("bench")
+    b.add_argument("--model", required=True, help="folder with config.json and *.safetensors (GPTQ or EXL2)")
+    common.add_workload_args(b)
+    split = b.add_mutually_exclusive_group()
+    split.add_argument("--gpu-split", help="GB of weights per GPU, e.g. 17,17 (test_inference.py -gs)")
+    split.add_argument("--autosplit", action="store_true", help="fill the visible GPUs in turn (-gs auto)")
+    b.add_argument("--max-seq-len", type=int, default=2048, help="cache length in tokens")
+    sub.add_parser("check")
+    args = ap.parse_args(argv)
+    bench(args) if args.cmd == "bench" else check(args)
+
+
+if __name__ == "__main__":
+    main()
