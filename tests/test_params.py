@@ -44,7 +44,7 @@ def test_defaults_and_matrix_order(tmp_path):
     "text, needle",
     [
         ("models: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp]\ncolour: red\n", "colour: unknown key; valid keys:"),
-        ("models: [tiny-llama]\ngpus: [cpu]\nengines: [mlc-nightly]\n", "unknown engine 'mlc-nightly'; valid engines: llama_cpp, exllamav2, mlc, vllm"),
+        ("models: [tiny-llama]\ngpus: [cpu]\nengines: [mlc-nightly]\n", "unknown engine 'mlc-nightly'; valid engines: llama_cpp, exllamav2, transformers, mlc, vllm"),
         ("models: [Llama-3-8B]\ngpus: [cpu]\nengines: [llama_cpp]\n", "unknown model 'Llama-3-8B'; valid models: tiny-llama"),
         ("models: [tiny-llama]\ngpus: [rtx-5090]\nengines: [llama_cpp]\n", "unknown GPU 'rtx-5090'; valid GPUs: auto, cpu"),
         ("models: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp]\ngen_len: many\n", "gen_len: expected int, got str"),

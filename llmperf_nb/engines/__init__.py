@@ -40,10 +40,12 @@ def _register_builtins() -> None:
     from .exllamav2 import ExLlamaV2Engine
     from .llama_cpp import LlamaCpp
     from .mlc import Mlc
+    from .transformers import Transformers
     from .vllm import Vllm
 
     registry.register(LlamaCpp())
     registry.register(ExLlamaV2Engine())
+    registry.register(Transformers())
     registry.register(Mlc())
     registry.register(Vllm())
 

@@ -1,0 +1,252 @@
+"""HF transformers benchmark driver: LlamaForCausalLM's forward, called once per token.
+
+No ``generate()``: its logits processors, stopping criteria and input bookkeeping would be timed
+with the model. Prefill is one forward over the prompt; each decode step is one forward of the
+last token against the KV cache, then a greedy argmax whose ``.item()`` waits for the device. EOS is
+never checked, so every repetition has exactly ``--gen-len`` tokens. The timing loop is
+:mod:`llmperf_nb.drivers.common`.
+
+The cache is a DynamicCache (grows with each token; transformers' default) or a StaticCache sized
+prompt + gen_len (fixed shapes, which is what lets ``--compile`` wrap the decode forward in
+torch.compile with CUDA graphs, as ``generate(cache_implementation="static")`` does).
+
+    python -m llmperf_nb.drivers.transformers bench --model DIR --device cuda --cache static --compile \
+        --prompt-ids 1,1724,... --out raw.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+
+from llmperf_nb.drivers import common
+
+
+class Stepper:
+    def __init__(self, torch, model, args, max_len: int):
+        from transformers import DynamicCache, StaticCache
+
+        self.torch, self.model, self.args = torch, model, args
+        self.device = model.get_input_embeddings().weight.device
+        params = inspect.signature(model.forward).parameters
+        # transformers 5.24 renamed past_key_values to cache (the old name warns until 5.40)
+        self.cache_kw = "cache" if "cache" in params else "past_key_values"
+        if args.cache == "static":
+            self.cache = StaticCache(config=model.config, max_cache_len=max_len)
+            self.new_cache = None
+        else:
+            self.cache = None
+            self.new_cache = lambda: DynamicCache(config=model.config)
+        self.step_fn = model
+        if args.compile:
+            # Decode only, as generate() does: the prefill's shape differs from every decode step's,
+            # and CUDA graphs (mode reduce-overhead) replay fixed shapes and addresses only.
+            mode = "reduce-overhead" if self.device.type == "cuda" else "default"
+            self.step_fn = torch.compile(model.__call__, mode=mode, fullgraph=False)
+        self.pos = self.next_ids = self.last = None
+
+    def reset(self) -> None:
+        if self.cache is not None:
+            self.cache.reset()  # in place: a compiled graph keeps pointing at the same tensors
+        else:
+            self.cache = self.new_cache()
+
+    def _forward(self, fn, ids, pos) -> int:
+        out = fn(input_ids=ids, position_ids=pos, use_cache=True, logits_to_keep=1, **{self.cache_kw: self.cache})
+        self.next_ids = out.logits[:, -1:].argmax(-1)  # [1, 1], stays on the device as the next input
+        self.last = self.next_ids.item()  # waits for the device: the pass is done when this returns
+        return self.last
+
+    def prefill(self, ids: list[int]) -> int:
+        t = self.torch
+        self.pos = t.tensor([[len(ids) - 1]], device=self.device)
+        ids_t = t.tensor([ids], device=self.device)
+        return self._forward(self.model, ids_t, t.arange(len(ids), device=self.device)[None])
+
+    def decode(self, token: int) -> int:
+        # The token just returned is already on the device as next_ids: no host-to-device copy.
+        ids = self.next_ids if token == self.last else self.torch.tensor([[token]], device=self.device)
+        self.pos += 1  # in place, on the device
+        return self._forward(self.step_fn, ids, self.pos)
+
+
+def load(torch, args):
+    """The model on its device(s), and facts about how it was loaded."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    dtype = getattr(torch, args.dtype)
+    kw = {"dtype": dtype, "attn_implementation": args.attn}
+    devices = _devices(torch, args)
+    facts = {"placement": _placement(args, devices)}
+    if args.random_init:
+        config = AutoConfig.from_pretrained(args.model)
+        model = _random_model(torch, config, kw, devices, args.seed)
+        if args.quant == "bnb4":
+            _quantize_bnb4(torch, model, dtype)
+        facts["weights"] = "random init on device from config.json (normal * initializer_range, norms 1)"
+    else:
+        if args.quant == "bnb4":
+            kw["quantization_config"] = _bnb_config(torch, dtype)
+        if len(devices) > 1:
+            kw.update(device_map="auto", max_memory=_max_memory(torch, devices))
+        elif devices[0] != "cpu":
+            kw["device_map"] = {"": devices[0]}
+        model = AutoModelForCausalLM.from_pretrained(args.model, **kw)
+        facts["weights"] = f"loaded from {args.model}"
+    model.eval()
+    facts["n_params"] = sum(p.numel() for p in model.parameters())
+    facts["device_map"] = _summary(getattr(model, "hf_device_map", None))
+    return model, facts
+
+
+def _devices(torch, args) -> list[str]:
+    if args.device == "cpu":
+        return ["cpu"]
+    if not torch.cuda.is_available():
+        sys.exit("--device cuda: torch sees no CUDA device (is this a CPU build of torch?)")
+    n = args.num_gpus or torch.cuda.device_count()
+    if n > torch.cuda.device_count():
+        sys.exit(f"--num-gpus {n}: torch sees only {torch.cuda.device_count()} CUDA devices")
+    return [f"cuda:{i}" for i in range(n)]
+
+
+def _placement(args, devices) -> str:
+    if len(devices) == 1:
+        return f"single device ({devices[0]})"
+    return (f"layers split over {len(devices)} GPUs (accelerate device_map, pipeline: one GPU works at a time "
+            "at batch 1); no tensor parallelism")
+
+
+def _max_memory(torch, devices) -> dict:
+    # Only the cell's GPUs; 90 % of each leaves room for the KV cache and activations.
+    return {i: int(torch.cuda.get_device_properties(i).total_memory * 0.9) for i in range(len(devices))}
+
+
+def _random_model(torch, config, kw, devices, seed):
+    """Build on the meta device, give each module storage on its device, then initialise in place:
+    the weights never exist on the host (like vLLM's load_format=dummy), so 70B starts in seconds."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, **kw)
+    if len(devices) == 1:
+        device_map = {"": devices[0]}
+    else:
+        from accelerate import infer_auto_device_map
+        from accelerate.utils import get_balanced_memory
+
+        no_split = model._no_split_modules
+        budget = get_balanced_memory(model, max_memory=_max_memory(torch, devices),
+                                     no_split_module_classes=no_split, dtype=kw["dtype"])
+        device_map = infer_auto_device_map(model, max_memory=budget, no_split_module_classes=no_split,
+                                           dtype=kw["dtype"])
+    for name, device in device_map.items():
+        (model.get_submodule(name) if name else model).to_empty(device=device)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        # transformers' own initialiser: normal * initializer_range, norms 1, rotary tables recomputed
+        model.initialize_weights()
+    if len(set(device_map.values())) > 1:
+        from accelerate import dispatch_model
+
+        model = dispatch_model(model, device_map)  # hooks that move activations between GPUs
+    return model
+
+
+def _bnb_config(torch, dtype):
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
+
+
+def _quantize_bnb4(torch, model, dtype) -> None:
+    """Swap every linear layer but lm_head for a bitsandbytes nf4 one, as from_pretrained's
+    BitsAndBytesConfig(load_in_4bit=True) does; quantization happens on the layer's GPU."""
+    import bitsandbytes as bnb
+
+    for parent_name, parent in list(model.named_modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, torch.nn.Linear) or (parent is model and name == "lm_head"):
+                continue
+            q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
+                                  compute_dtype=dtype, quant_type="nf4", device="meta")
+            weight = child.weight.data
+            q.weight = bnb.nn.Params4bit(weight.to("cpu"), requires_grad=False, quant_type="nf4").to(weight.device)
+            if child.bias is not None:
+                q.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
+            setattr(parent, name, q)
+            del child, weight
+    model.is_loaded_in_4bit = True
+
+
+def _summary(device_map) -> dict | None:
+    if not device_map:
+        return None
+    counts: dict[str, int] = {}
+    for device in device_map.values():
+        counts[str(device)] = counts.get(str(device), 0) + 1
+    return counts  # modules per device
+
+
+def bench(args) -> None:
+    import torch
+    import transformers
+
+    if args.quant == "bnb4" and args.device == "cpu":
+        sys.exit("bitsandbytes 4-bit needs a CUDA GPU: use --quant none on the CPU")
+    if args.compile and args.cache != "static":
+        sys.exit("--compile needs --cache static (a dynamic cache changes shape every token)")
+    ids = common.parse_ids(args.prompt_ids)
+    model, facts = load(torch, args)
+    on_cuda = args.device == "cuda"
+    if on_cuda:
+        for i in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(i)  # the peak of the run: weights, cache, activations
+    with torch.inference_mode():
+        stepper = Stepper(torch, model, args, max_len=len(ids) + args.gen_len)
+        doc = common.measure(lambda nvml: common.generate(stepper, ids, args.gen_len, nvml), args)
+    settings = {
+        "device": args.device, "dtype": args.dtype, "cache": args.cache, "compile": args.compile,
+        "compile_mode": ("reduce-overhead" if on_cuda else "default") if args.compile else None,
+        "attn": args.attn, "quant": args.quant, "threads": torch.get_num_threads(),
+        "tensor_parallel": False, **facts,
+    }
+    if on_cuda:
+        settings["torch_max_memory_allocated_bytes"] = sum(
+            torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))
+        settings["gpu_names"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    where = f"{args.device}, {args.dtype}, {args.cache} cache, {'compiled' if args.compile else 'eager'}, {args.attn}"
+    if args.quant == "bnb4":
+        import bitsandbytes
+
+        where += f", bitsandbytes {bitsandbytes.__version__} nf4"
+    doc.update(
+        engine_version=f"transformers {transformers.__version__} / torch {torch.__version__} ({where})",
+        prompt_token_ids=ids,
+        settings=settings,
+    )
+    common.write(doc, args.out)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m llmperf_nb.drivers.transformers")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("bench")
+    b.add_argument("--model", required=True, help="HF checkpoint folder (with --random-init: config.json only)")
+    b.add_argument("--random-init", action="store_true", help="build from config.json with random weights on the device")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    b.add_argument("--num-gpus", type=int, default=0, help="GPUs to spread the layers over (0: every visible one)")
+    b.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float32")
+    b.add_argument("--cache", choices=["dynamic", "static"], default="dynamic")
+    b.add_argument("--compile", action="store_true")
+    b.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
+    b.add_argument("--quant", choices=["none", "bnb4"], default="none")
+    common.add_workload_args(b)
+    args = ap.parse_args(argv)
+    bench(args)
+
+
+if __name__ == "__main__":
+    main()

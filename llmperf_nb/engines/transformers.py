@@ -1,0 +1,130 @@
+"""HF transformers: an fp16 HF checkpoint, run as it is (fp16) or quantized at load by bitsandbytes
+(int4, nf4), on the default dynamic KV cache or a static one, optionally with torch.compile.
+
+The static cache with a compiled decode step runs several times faster than the default dynamic
+cache (docs/engines.md: 144 vs 39 tok/s for 7B on an H200), so each is its own configuration:
+engine options ``cache`` and ``compile``.
+
+Compile: synthetic weights are written as an HF checkpoint folder (weights/hf.py); above
+:data:`RANDOM_INIT_ABOVE` parameters the folder holds config.json and the tokenizer only and the
+driver fills the weights with random values on the device, as writing 13-140 GB that would be read
+once is a waste. Real weights: the Hugging Face snapshot folder is the artifact, nothing to convert.
+Benchmark: :mod:`llmperf_nb.drivers.transformers`. Import: the output of the original benchmark's
+``scripts/benchmark_hf.py`` (:mod:`llmperf_nb.parsers.transformers`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from ..exceptions import ConfigError, EngineError, WeightsError
+from ..models import get_model
+from ..parsers import transformers as parsers
+from ..process import python
+from .base import Engine, Measurement, Prepared, measurement_from_raw, workload_args
+
+if TYPE_CHECKING:
+    from ..cells import Cell
+
+#: synthetic models larger than this are initialised on the device instead of written to disk
+RANDOM_INIT_ABOVE = 2_000_000_000
+
+
+@dataclass(frozen=True)
+class Options:
+    cache: Literal["dynamic", "static"] = "dynamic"
+    compile: bool = False  # torch.compile of the decode step (CUDA graphs on GPU); needs the static cache
+    attn: Literal["sdpa", "eager"] = "sdpa"
+    # None: float16 on a GPU, float32 on the CPU (CPU fp16 matmuls are slow or missing)
+    dtype: Literal["float16", "bfloat16", "float32"] | None = None
+
+    def validate(self):
+        if self.compile and self.cache != "static":
+            raise ConfigError("option 'compile' needs cache: static (a dynamic cache changes shape every "
+                              "token, so a compiled graph could not be replayed)")
+
+
+class Transformers(Engine):
+    name = "transformers"
+    label = "HF transformers"
+    packages = ("torch", "transformers")
+    install_hint = "pip install 'llmperf-nb[transformers]' (and bitsandbytes for int4 on a CUDA GPU)"
+    options_class = Options
+    formats = {"int4": "bitsandbytes 4-bit (nf4)", "fp16": "safetensors fp16"}
+    parsers = {"benchmark_hf": parsers.parse_benchmark_hf}
+
+    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+        fmt = self.weight_format(cell.quantization)
+        _check_device(cell)
+        if not weights["synthetic"]:
+            return _prepare_real(Path(weights["path"]), fmt)
+        spec = get_model(cell.model)
+        from ..weights import hf
+
+        random_init = spec.n_params > RANDOM_INIT_ABOVE
+        key = _key(spec.__dict__, cell.seed, hf.WRITER_VERSION, random_init)
+        out = cache_dir / "hf" / f"{spec.name}-synthetic-{key}"
+        generator = (f"random init on device from config (no file), seed {cell.seed}" if random_init
+                     else f"llmperf_nb.weights.hf v{hf.WRITER_VERSION} seed {cell.seed}")
+        extra = {"random_init": random_init}
+        cached = out.exists()
+        if not cached:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            hf.write_synthetic_hf(spec, out, seed=cell.seed, weights=not random_init)
+        # with random init nothing on disk holds the weights: no file size to report
+        size = None if random_init else _folder_bytes(out)
+        return Prepared(str(out), fmt, {"generator": generator, "bytes": size, **_quantized(cell)},
+                        cached=cached, extra=extra)
+
+    def benchmark_argv(self, cell: Cell, prepared: Prepared, raw_path: Path) -> list[str]:
+        _check_device(cell)
+        opts = self.options(**cell.engine.options)
+        on_gpu = cell.gpu.name != "cpu"
+        argv = [
+            python(), "-m", "llmperf_nb.drivers.transformers", "bench",
+            "--model", prepared.artifact,
+            *workload_args(cell, raw_path),
+            "--device", "cuda" if on_gpu else "cpu",
+            "--num-gpus", str(cell.gpu.count if on_gpu else 0),
+            "--dtype", opts.dtype or ("float16" if on_gpu else "float32"),
+            "--cache", opts.cache,
+            "--attn", opts.attn,
+            "--quant", "bnb4" if cell.quantization == "int4" else "none",
+            "--seed", str(cell.seed),
+        ]
+        if opts.compile:
+            argv.append("--compile")
+        if prepared.extra.get("random_init"):
+            argv.append("--random-init")
+        return argv
+
+    def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
+        return measurement_from_raw(cell, raw_path)
+
+
+def _check_device(cell: Cell) -> None:
+    if cell.quantization == "int4" and cell.gpu.name == "cpu":
+        raise EngineError("HF transformers' int4 path is bitsandbytes 4-bit, which runs on CUDA GPUs only: "
+                          "use quantization: fp16 for the CPU")
+
+
+def _prepare_real(path: Path, fmt: str) -> Prepared:
+    if not (path.is_dir() and (path / "config.json").exists()):
+        raise WeightsError(f"HF transformers loads a checkpoint folder with a config.json; {path} is not one")
+    return Prepared(str(path), fmt, {"bytes": _folder_bytes(path)})
+
+
+def _quantized(cell: Cell) -> dict:
+    return {"quantized_at_load": "bitsandbytes nf4"} if cell.quantization == "int4" else {}
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]

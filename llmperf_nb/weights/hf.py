@@ -1,0 +1,179 @@
+"""Synthetic Hugging Face checkpoints: the exact tensor shapes of a catalog model, random values.
+
+Decode speed of a dense model does not depend on weight values (docs/engines.md, "Synthetic
+weights"), so such a folder gives transformers' real speed with no download. Its output text is
+meaningless.
+
+The folder is what ``save_pretrained`` of a LlamaForCausalLM would write: ``config.json``,
+``generation_config.json``, ``model.safetensors`` (fp16, normal * 0.02, norms 1, as HF initialises
+Llama) and a fast tokenizer made from llama.cpp's vocab-only ``ggml-vocab-llama-spm.gguf`` (the
+Llama 1/2 SentencePiece vocabulary). With ``weights=False`` the folder has no weight file: the driver
+then builds the model from ``config.json`` with random values on the device itself.
+
+The safetensors file is written by hand (an 8-byte header length, a JSON header, raw tensor bytes;
+the format is documented with the safetensors package), one tensor at a time, so memory holds at
+most one tensor and only numpy is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import WeightsError
+from ..models import ModelSpec
+
+VOCAB_FILE = Path(__file__).resolve().parent.parent / "data" / "ggml-vocab-llama-spm.gguf"
+WRITER_VERSION = 1  # bump when this module writes different bytes for the same inputs
+
+#: ids the tokenizer must give for the benchmark's prompt (BOS included), as llama.cpp gives them
+PROMPT_CHECK = ("What is the meaning of life?", [1, 1724, 338, 278, 6593, 310, 2834, 29973])
+
+
+def write_synthetic_hf(spec: ModelSpec, out_dir: Path, seed: int = 0, weights: bool = True) -> Path:
+    """Write an HF checkpoint folder with the shapes of ``spec`` to ``out_dir``; returns it.
+
+    The folder is assembled beside ``out_dir`` and renamed into place once complete, so a folder
+    at ``out_dir`` is always whole. An existing ``out_dir`` is replaced.
+    """
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        config = spec.hf_config()
+        _write_json(tmp / "config.json", config)
+        _write_json(tmp / "generation_config.json", {
+            "bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"],
+            "pad_token_id": config["pad_token_id"],
+        })
+        write_tokenizer(tmp)
+        if weights:
+            write_safetensors(tmp / "model.safetensors", _tensors(spec, np.random.default_rng(seed)),
+                              metadata={"format": "pt", "llmperf_nb.synthetic": f"{spec.name}, seed {seed}"})
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise WeightsError(f"cannot write synthetic weights to {out_dir}: {err}") from err
+        raise
+    return out_dir
+
+
+def tensor_shapes(spec: ModelSpec) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """(HF parameter name, shape) of every tensor of LlamaForCausalLM; a matrix is [out, in]."""
+    h, ffn, vocab = spec.hidden_size, spec.intermediate_size, spec.vocab_size
+    kv = spec.num_key_value_heads * spec.head_dim
+    yield "model.embed_tokens.weight", (vocab, h)
+    for i in range(spec.num_hidden_layers):
+        p = f"model.layers.{i}."
+        yield p + "input_layernorm.weight", (h,)
+        yield p + "self_attn.q_proj.weight", (h, h)
+        yield p + "self_attn.k_proj.weight", (kv, h)
+        yield p + "self_attn.v_proj.weight", (kv, h)
+        yield p + "self_attn.o_proj.weight", (h, h)
+        yield p + "post_attention_layernorm.weight", (h,)
+        yield p + "mlp.gate_proj.weight", (ffn, h)
+        yield p + "mlp.up_proj.weight", (ffn, h)
+        yield p + "mlp.down_proj.weight", (h, ffn)
+    yield "model.norm.weight", (h,)
+    yield "lm_head.weight", (vocab, h)
+
+
+def _tensors(spec: ModelSpec, rng: np.random.Generator) -> Iterator[tuple[str, tuple[int, ...], Callable[[], np.ndarray]]]:
+    # 65536 fp16 draws of normal * 0.02, indexed by random uint16s: several times faster than a
+    # normal draw per value, which matters for 70B (69 G values); each value is still N(0, 0.02).
+    table = (rng.standard_normal(1 << 16, dtype=np.float32) * 0.02).astype(np.float16)
+
+    def make(shape):
+        if len(shape) == 1:  # RMSNorm weights are ones, as HF initialises them
+            return lambda: np.ones(shape, np.float16)
+        n = int(np.prod(shape))
+        return lambda: table[rng.bit_generator.random_raw(-(-n // 4)).view(np.uint16)[:n]]
+
+    for name, shape in tensor_shapes(spec):
+        yield name, shape, make(shape)
+
+
+def write_safetensors(path: Path, tensors, metadata: dict[str, str] | None = None) -> None:
+    """Write fp16 tensors given as (name, shape, make) to a safetensors file, one at a time.
+
+    ``make()`` returns the tensor's values (any shape with the right size); it is called in order,
+    after the header is written, so only one tensor is in memory at once.
+    """
+    tensors = list(tensors)
+    header, offset = {}, 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, shape, _ in tensors:
+        nbytes = 2 * int(np.prod(shape))
+        header[name] = {"dtype": "F16", "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned, as the safetensors writer keeps it
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for name, shape, make in tensors:
+            values = np.ascontiguousarray(make(), dtype=np.float16)
+            if values.size != int(np.prod(shape)):
+                raise WeightsError(f"{name}: {values.size} values for shape {shape}")
+            f.write(values.data)
+
+
+def write_tokenizer(out_dir: Path) -> None:
+    """A fast Llama tokenizer (tokenizer.json, tokenizer_config.json) from the GGUF vocabulary.
+
+    transformers builds the BPE model (vocabulary and merges) from the GGUF's SentencePiece scores.
+    The file is then written in the layout of the Llama-2 checkpoints on the Hub (Prepend/Replace
+    normalizer, "a b" merges), which every tokenizers release since 0.13.3 reads; what current
+    releases save by default is unreadable to older ones (the original benchmark ran transformers
+    4.33 with tokenizers 0.13).
+    """
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise WeightsError("writing a synthetic HF checkpoint needs transformers for its tokenizer: "
+                           "pip install 'llmperf-nb[transformers]'") from None
+    tok = AutoTokenizer.from_pretrained(str(VOCAB_FILE.parent), gguf_file=VOCAB_FILE.name)
+    doc = json.loads(tok.backend_tokenizer.to_str())
+    _write_json(out_dir / "tokenizer.json", _classic_llama_layout(doc), indent=None)
+    _write_json(out_dir / "tokenizer_config.json", {
+        "tokenizer_class": "LlamaTokenizerFast",
+        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": None,
+        "add_bos_token": True, "add_eos_token": False, "legacy": True,
+        "clean_up_tokenization_spaces": False, "model_max_length": 1_000_000,
+    })
+    check = AutoTokenizer.from_pretrained(str(out_dir))
+    text, want = PROMPT_CHECK
+    got = check(text)["input_ids"]
+    if got != want:
+        raise WeightsError(f"the tokenizer written to {out_dir} encodes {text!r} as {got}, not {want}")
+
+
+def _classic_llama_layout(doc: dict) -> dict:
+    model = doc["model"]
+    if model.get("type") != "BPE":
+        raise WeightsError(f"expected a BPE tokenizer from the GGUF vocabulary, got {model.get('type')}")
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    doc["model"] = {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
+                    "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True,
+                    "vocab": model["vocab"], "merges": merges}
+    doc["normalizer"] = {"type": "Sequence", "normalizers": [
+        {"type": "Prepend", "prepend": "\u2581"},
+        {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+    ]}
+    doc["pre_tokenizer"] = None
+    return doc
+
+
+def _write_json(path: Path, doc: dict, indent: int | None = 2) -> None:
+    path.write_text(json.dumps(doc, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Run llmperf-nb on an air-gapped GPU machine, from what scripts/gpu-bundle.sh put in .gpu/.
+#
+#   scripts/gpu-run.sh prepare            install the wheels, build llama.cpp (CUDA) once, JIT-build ExLlamaV2
+#   scripts/gpu-run.sh run PARAMS [ARGS]  prepare, then `llmperf-nb run PARAMS ARGS`
+#   scripts/gpu-run.sh env                print the exports that make the prepared tools visible
+#
+# One CMake build of the llama.cpp vendored in llama-cpp-python gives both the shared library the
+# Python bindings load (LLAMA_CPP_LIB_PATH) and llama-bench for the cross-check, so the harness and
+# llama-bench run the same binary. Everything lands in $GPU_BUILD_DIR (default .gpu-build/, ignored
+# by git), so a second call on the same machine rebuilds nothing.
+# Environment: CUDA_ARCH (default 90: H100/H200), JOBS (default: all cores).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${GPU_BUILD_DIR:-$REPO/.gpu-build}
+SITE=$BUILD/site
+LCP_VERSION=0.3.36
+LCP=$BUILD/llama_cpp_python-$LCP_VERSION
+LLAMA=$BUILD/llama.cpp
+CUDA_ARCH=${CUDA_ARCH:-90}
+JOBS=${JOBS:-$(nproc)}
+log() { echo "gpu-run: $*" >&2; }
+
+exports() {
+    cat <<EOS
+export PYTHONPATH=$LCP:$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}
+export JUPYTER_PATH=$SITE/share/jupyter
+export LLAMA_CPP_LIB_PATH=$LLAMA/bin
+export LLAMA_BENCH=$LLAMA/bin/llama-bench
+export TORCH_EXTENSIONS_DIR=$BUILD/torch_extensions
+export TORCH_CUDA_ARCH_LIST=${CUDA_ARCH:0:1}.${CUDA_ARCH:1}
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export PYTHONUNBUFFERED=1
+EOS
+}
+
+install_wheels() {
+    [ -f "$SITE/.installed" ] && return
+    log "installing carried wheels into $SITE"
+    local wheels=("$REPO"/.gpu/wheels-base/*.whl)
+    for part in wheels-exllamav2 wheels-extra; do
+        [ -d "$REPO/.gpu/$part" ] && wheels+=("$REPO"/.gpu/"$part"/*.whl)
+    done
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "${wheels[@]}"
+    touch "$SITE/.installed"
+}
+
+build_llama_cpp() {
+    [ -x "$LLAMA/bin/llama-bench" ] && return
+    [ -d "$LCP" ] || tar -xzf "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" -C "$BUILD"
+    log "building llama.cpp (CUDA sm_$CUDA_ARCH, shared libraries + llama-bench) with $JOBS jobs"
+    local start=$SECONDS
+    cmake -S "$LCP/vendor/llama.cpp" -B "$LLAMA" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+        -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH" -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF \
+        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >"$BUILD/llama-cmake.log" 2>&1
+    cmake --build "$LLAMA" --target llama llama-bench -j "$JOBS" >"$BUILD/llama-build.log" 2>&1 \
+        || { tail -30 "$BUILD/llama-build.log" >&2; return 1; }
+    log "llama.cpp built in $((SECONDS - start)) s"
+}
+
+build_exllamav2() {
+    # find_spec, not import: importing exllamav2 is what starts the build
+    python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('exllamav2') is None)" || return 0
+    local start=$SECONDS
+    MAX_JOBS=$JOBS python3 -m llmperf_nb.drivers.exllamav2 check >"$BUILD/exllamav2-jit.log" 2>&1 \
+        || { tail -30 "$BUILD/exllamav2-jit.log" >&2; return 1; }
+    log "ExLlamaV2 extension ready in $((SECONDS - start)) s"
+}
+
+prepare() {
+    mkdir -p "$BUILD"
+    install_wheels
+    eval "$(exports)"
+    # the two builds share the cores; together they take about as long as the longer one alone
+    build_llama_cpp & local llama=$!
+    JOBS=$((JOBS / 2 > 1 ? JOBS / 2 : 1)) build_exllamav2 & local exl=$!
+    wait $llama || log "llama.cpp build failed: its cells will fail with the reason"
+    wait $exl || log "ExLlamaV2 build failed: its cells will fail with the reason"
+}
+
+case "${1:-}" in
+    prepare) prepare ;;
+    env) exports ;;
+    run) shift; prepare; eval "$(exports)"; exec python3 -m llmperf_nb.cli run "$@" ;;
+    *) sed -n '2,8p' "$0" >&2; exit 2 ;;
+esac
