@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import gpus, models, results, stats
+from . import gpus, results, roofline, stats
 
 #: How the original benchmark named its models in tables.
 SHORT = {
@@ -31,22 +31,15 @@ def gpu_label(doc: dict) -> str:
 
 
 def bandwidth_fraction(doc: dict) -> float | None:
-    """Decode tok/s x weight bytes read per token / the GPU's memory bandwidth (summed over GPUs)."""
-    name = (doc.get("hardware") or {}).get("gpu", {}).get("catalog_name") or doc["gpu"]["name"]
-    spec = gpus.GPUS.get(name)
-    size = (doc.get("weights") or {}).get("bytes")
-    decode = doc.get("decode_tok_s")
-    if not (spec and spec.bandwidth_gb_s and size and decode and doc["model"] in models.MODELS):
-        return None
-    m = models.MODELS[doc["model"]]
-    per_token = size * m.n_params_per_token / m.n_params  # the embedding table is not read whole
-    return decode["mean"] * per_token / (spec.bandwidth_gb_s * 1e9 * doc["gpu"]["count"])
+    """Decode tok/s over the memory-bandwidth limit of the GPU(s): see :mod:`llmperf_nb.roofline`."""
+    return roofline.of(doc).decode_fraction
 
 
 def rows(docs: list[dict]) -> list[dict]:
     out = []
     for d in docs:
         dec, pre, ttft = d.get("decode_tok_s"), d.get("prefill_tok_s"), d.get("ttft_s")
+        roof = roofline.of(d)
         out.append({
             "cell": d["cell_id"],
             "model": d["model"],
@@ -65,7 +58,10 @@ def rows(docs: list[dict]) -> list[dict]:
             "prompt_tokens": d["prompt_tokens"]["actual"],
             "gen_tokens": d["gen_tokens"]["actual"],
             "peak_mem_gib": d["peak_mem_bytes"] / 2**30 if d.get("peak_mem_bytes") else None,
-            "bw_fraction": bandwidth_fraction(d),
+            "bw_fraction": roof.decode_fraction,
+            "decode_limit_tok_s": roof.decode_limit_tok_s,
+            "prefill_limit_tok_s": roof.prefill_limit_tok_s,
+            "prefill_fraction": roof.prefill_fraction,
             "stability": "; ".join(stats.stability_warnings(dec)) if dec else "",
             "error": (d.get("error") or {}).get("message", ""),
         })
@@ -80,18 +76,27 @@ def load(results_dir: str | Path):
     return docs, pd.DataFrame(rows(docs))
 
 
-def cell_text(doc: dict) -> str:
-    """One table cell: 'mean ± std' when ok, otherwise why there is no number."""
+#: What marks a table cell whose decode speed is not stable enough to compare (stats.stability_warnings).
+UNSTABLE = "\u26a0"
+
+
+def cell_text(doc: dict, ci: bool = False) -> str:
+    """One table cell: 'mean ± std' when ok (with the 95 % CI if ``ci``; marked when unstable), otherwise
+    why there is no number."""
     if doc["status"] == "ok":
         d = doc["decode_tok_s"]
-        return f"{d['mean']:.2f} ± {d['std']:.2f}"
+        text = f"{d['mean']:.2f} ± {d['std']:.2f}"
+        if ci and d.get("ci_low") is not None:
+            text += f" (95% CI {d['ci_low']:.2f}–{d['ci_high']:.2f})"
+        return f"{text} {UNSTABLE}" if stats.stability_warnings(d) else text
     reason = (doc.get("error") or {}).get("message", "").splitlines()[0:1]
     word = "not run" if doc["status"] == "skipped" else "failed"
     return f"{word}: {reason[0]}" if reason else word
 
 
-def markdown_table(docs: list[dict]) -> str:
-    """The original benchmark's table: Model | GPU | one column per engine (decode tok/s)."""
+def markdown_table(docs: list[dict], ci: bool = False) -> str:
+    """The original benchmark's table: Model | GPU | one column per engine (decode tok/s), then a footnote
+    for every cell marked unstable."""
     engines = list(dict.fromkeys(engine_column(d) for d in docs))
     keyed: dict[tuple, dict] = {}
     for d in docs:
@@ -101,9 +106,62 @@ def markdown_table(docs: list[dict]) -> str:
     head = ["Model", "GPU", "Quantization", "Weights", *(f"{e} (tok/sec)" for e in engines)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for (model, gpu, quant, weights), by_engine in keyed.items():
-        cells = [cell_text(by_engine[e]) if e in by_engine else "" for e in engines]
+        cells = [cell_text(by_engine[e], ci=ci) if e in by_engine else "" for e in engines]
         lines.append("| " + " | ".join([model, gpu, quant, weights, *cells]) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + stability_footnote(docs)
+
+
+def stability_footnote(docs: list[dict]) -> str:
+    """A line per ok cell whose decode speed is unstable, or "" when none is."""
+    notes = []
+    for d in docs:
+        warnings = stats.stability_warnings(d.get("decode_tok_s")) if d["status"] == "ok" else []
+        if warnings:
+            where = f"{SHORT.get(d['model'], d['model'])}, {gpu_label(d)}, {engine_column(d)}"
+            notes.append(f"- {UNSTABLE} {where}: {'; '.join(warnings)}")
+    if not notes:
+        return ""
+    head = (f"\n{UNSTABLE} unstable: decode speed varied more than the thresholds (CV > {stats.CV_WARN:.0%} or "
+            f"95% CI half-width > ±{stats.CI_HALF_WIDTH_WARN:.0%} of the mean); compare these cells with care.\n\n")
+    return head + "\n".join(notes) + "\n"
+
+
+def stability_rows(docs: list[dict]) -> list[dict]:
+    """Spread of decode and prefill speed over the repetitions of each ok cell."""
+    out = []
+    for d in docs:
+        if d["status"] != "ok":
+            continue
+        row = {"cell": d["cell_id"], "reps": d["repetitions"]["actual"], "warmup": d["repetitions"].get("warmup")}
+        for metric in ("decode_tok_s", "prefill_tok_s"):
+            s = d.get(metric) or {}
+            half = (s["ci_high"] - s["mean"]) / s["mean"] if s.get("ci_high") is not None and s["mean"] else None
+            row.update({
+                f"{metric}_mean": s.get("mean"), f"{metric}_median": s.get("median"), f"{metric}_std": s.get("std"),
+                f"{metric}_cv": s.get("cv"), f"{metric}_ci_half": half,
+            })
+        row["warnings"] = "; ".join(stats.stability_warnings(d.get("decode_tok_s")))
+        out.append(row)
+    return out
+
+
+def roofline_rows(docs: list[dict]) -> list[dict]:
+    """Each cell's limits (roofline.of) beside what it measured."""
+    out = []
+    for d in docs:
+        r = roofline.of(d)
+        dec, pre = d.get("decode_tok_s") or {}, d.get("prefill_tok_s") or {}
+        out.append({
+            "cell": d["cell_id"], "gpu": gpu_label(d), "status": d["status"],
+            "weight_gb_per_token": r.bytes_per_token / 1e9 if r.bytes_per_token else None, "bytes_from": r.bytes_from,
+            "decode_tok_s": dec.get("mean"), "decode_limit_tok_s": r.decode_limit_tok_s,
+            "decode_fraction": r.decode_fraction,
+            "prefill_tok_s": pre.get("mean"), "prefill_limit_tok_s": r.prefill_limit_tok_s,
+            "prefill_bound": r.prefill_bound, "prefill_fraction": r.prefill_fraction,
+            "prefill_compute_limit_tok_s": r.prefill_compute_limit_tok_s,
+            "note": r.note,
+        })
+    return out
 
 
 def plot_decode(df, ax=None):
@@ -143,5 +201,74 @@ def plot_token_latency(docs: list[dict], ax=None):
     ax.set_xlabel("generated token position")
     ax.set_ylabel("latency (ms/token)")
     if ax.lines:
+        ax.legend(fontsize="small")
+    return ax
+
+
+def plot_roofline(docs: list[dict], ax=None):
+    """Decode tok/s of each ok cell (mean ± std) on a bar of its memory-bandwidth limit, labelled with the
+    fraction reached. Cells with no limit (CPU, unknown GPU or format) are named in a note instead."""
+    import matplotlib.pyplot as plt
+
+    shown, left_out = [], []
+    for d in docs:
+        if d["status"] != "ok":
+            continue
+        r = roofline.of(d)
+        if r.decode_limit_tok_s:
+            shown.append((d, r))
+        else:
+            left_out.append(f"{SHORT.get(d['model'], d['model'])} {gpu_label(d)} {engine_column(d)} ({r.note})")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.6 * len(shown) + 1.4 if shown else 1.0))
+    if not shown:
+        ax.text(0.5, 0.5, "no cell has a roofline limit: " + "; ".join(left_out or ["no successful cells"]),
+                ha="center", va="center", wrap=True, transform=ax.transAxes, fontsize="small")
+        ax.set_axis_off()
+        return ax
+    labels = [f"{SHORT.get(d['model'], d['model'])} · {gpu_label(d)}\n{engine_column(d)}" for d, _ in shown]
+    y = range(len(shown))
+    limits = [r.decode_limit_tok_s for _, r in shown]
+    means = [d["decode_tok_s"]["mean"] for d, _ in shown]
+    stds = [d["decode_tok_s"]["std"] for d, _ in shown]
+    ax.barh(y, limits, color="#dddddd", edgecolor="#888888", label="limit: bandwidth / weight bytes per token")
+    ax.barh(y, means, height=0.5, xerr=stds, capsize=3, color="#4c72b0", label="measured decode (mean ± std)")
+    for i, (d, r) in enumerate(shown):
+        ax.text(d["decode_tok_s"]["mean"], i, f" {r.decode_fraction:.0%}", va="center", ha="left", fontsize="small")
+    ax.set_yticks(list(y), labels, fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel("decode tok/s")
+    ax.legend(fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+    if left_out:
+        ax.annotate("no limit: " + "; ".join(left_out), (0, 0), xycoords="figure fraction", xytext=(4, 4),
+                    textcoords="offset points", fontsize="x-small", va="bottom")
+    return ax
+
+
+def plot_repetitions(docs: list[dict], ax=None):
+    """Decode tok/s of every repetition as a deviation from its cell's mean, warm-up included (hollow):
+    drift, a slow first repetition or one outlier shows here before it shows in a mean."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.5))
+    labelled = 0
+    for d in docs:
+        dec = d.get("decode_tok_s")
+        if d["status"] != "ok" or not dec or not dec["mean"]:
+            continue
+        warm = [s.get("decode_tok_s") for s in d.get("warmup_samples") or []]
+        measured = [s.get("decode_tok_s") for s in d["samples"]]
+        label = f"{SHORT.get(d['model'], d['model'])} {gpu_label(d)} {engine_column(d)}"
+        xs = range(1, len(measured) + 1)
+        line, = ax.plot(xs, [100 * (v / dec["mean"] - 1) for v in measured], marker="o", label=label)
+        labelled += 1
+        if warm:
+            ax.plot(range(1 - len(warm), 1), [100 * (v / dec["mean"] - 1) for v in warm], marker="o",
+                    linestyle="none", markerfacecolor="none", color=line.get_color())
+    ax.axhline(0, color="#888888", linewidth=0.8)
+    ax.set_xlabel("repetition (≤ 0: warm-up, not counted)")
+    ax.set_ylabel("decode tok/s vs cell mean (%)")
+    if labelled:
         ax.legend(fontsize="small")
     return ax

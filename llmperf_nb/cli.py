@@ -2,11 +2,12 @@
 
     llmperf-nb run PARAMS [--out DIR] [--force] [--runner local|docker]
     llmperf-nb report RESULTS_DIR [--out DIR]
+    llmperf-nb compare RESULTS_A RESULTS_B [--threshold 0.05] [--alpha 0.05] [--html OUT.html]
     llmperf-nb import --engine NAME LOGFILE
     llmperf-nb list {models,engines,gpus}
 
 Errors print one line for the person at the terminal, never a traceback, and exit non-zero
-(2 for bad input).
+(2 for bad input). ``compare`` exits 3 when it finds a regression (compare.REGRESSION_EXIT).
 """
 
 from __future__ import annotations
@@ -43,6 +44,19 @@ def _report(args) -> int:
     out = Path(args.out) if args.out else (results_dir.parent if results_dir.name == "results" else results_dir)
     print(f"report: {report.build(results_dir, out)}")
     return 0
+
+
+def _compare(args) -> int:
+    from . import compare
+
+    cmp = compare.compare_dirs(args.results_a, args.results_b, threshold=args.threshold, alpha=args.alpha)
+    print(compare.text(cmp), end="")
+    if args.html:
+        out = Path(args.html)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(compare.html_page(cmp))
+        print(f"html: {out}")
+    return cmp.exit_code()
 
 
 def _import(args) -> int:
@@ -88,6 +102,14 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("results_dir")
     rep.add_argument("--out", help="report folder (default: the folder above RESULTS_DIR)")
     rep.set_defaults(func=_report)
+    cmp = sub.add_parser("compare", help="compare two results folders cell by cell (exit 3 on a regression)")
+    cmp.add_argument("results_a", help="results folder of the baseline")
+    cmp.add_argument("results_b", help="results folder of the candidate")
+    cmp.add_argument("--threshold", type=float, default=0.05,
+                     help="a slowdown counts as a regression above this fraction (default 0.05: 5%%)")
+    cmp.add_argument("--alpha", type=float, default=0.05, help="significance level of Welch's t-test (default 0.05)")
+    cmp.add_argument("--html", help="also write the comparison as a self-contained HTML page here")
+    cmp.set_defaults(func=_compare)
     imp = sub.add_parser("import", help="turn an engine's printed output into a result JSON (stdout)")
     imp.add_argument("--engine", required=True)
     imp.add_argument("--format", help="which of the engine's formats (default: recognise it)")

@@ -61,7 +61,7 @@ def test_html_is_self_contained_and_shows_the_result_numbers(quickstart):
     shown = f"{doc['decode_tok_s']['mean']:.2f} ± {doc['decode_tok_s']['std']:.2f}"
     assert shown in html
     readme = (out / "README.md").read_text()
-    assert f"| tiny-llama | CPU | int4 | synthetic | {shown} |" in readme
+    assert f"| tiny-llama | CPU | int4 | synthetic | {shown}" in readme  # a ⚠ may follow: CPU runs are noisy
 
 
 def test_no_secret_in_any_file(quickstart):

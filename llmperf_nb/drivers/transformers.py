@@ -165,14 +165,16 @@ def _quantize_bnb4(torch, model, dtype) -> None:
     BitsAndBytesConfig(load_in_4bit=True) does; quantization happens on the layer's GPU."""
     import bitsandbytes as bnb
 
-    for parent_name, parent in list(model.named_modules()):
+    for _name, parent in list(model.named_modules()):
         for name, child in list(parent.named_children()):
             if not isinstance(child, torch.nn.Linear) or (parent is model and name == "lm_head"):
                 continue
             q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
                                   compute_dtype=dtype, quant_type="nf4", device="meta")
             weight = child.weight.data
-            q.weight = bnb.nn.Params4bit(weight.to("cpu"), requires_grad=False, quant_type="nf4").to(weight.device)
+            # no double quantization: what from_pretrained with BitsAndBytesConfig(load_in_4bit=True) does
+            q.weight = bnb.nn.Params4bit(weight.to("cpu"), requires_grad=False, quant_type="nf4",
+                                         compress_statistics=False).to(weight.device)
             if child.bias is not None:
                 q.bias = torch.nn.Parameter(child.bias.data, requires_grad=False)
             setattr(parent, name, q)
