@@ -34,7 +34,7 @@ def _llama_cpp(text: str) -> list[int]:
 
     import llama_cpp as L
 
-    L.llama_log_set(_SILENT, ctypes.c_void_p(0))
+    L.llama_log_set(_silent_callback(L), ctypes.c_void_p(0))
     mp = L.llama_model_default_params()
     mp.vocab_only = True
     model = L.llama_model_load_from_file(str(VOCAB_FILE).encode(), mp)
@@ -56,12 +56,7 @@ def _transformers(text: str) -> list[int]:
     return tok(text)["input_ids"]
 
 
-def _silent_callback():
-    try:
-        import llama_cpp as L
-    except ImportError:
-        return None
+@lru_cache(maxsize=1)
+def _silent_callback(L):
+    # cached: llama.cpp keeps the pointer, so the callback must outlive the call
     return L.llama_log_callback(lambda level, text, user_data: None)
-
-
-_SILENT = _silent_callback()

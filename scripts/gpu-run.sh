@@ -17,6 +17,10 @@ BUILD=${GPU_BUILD_DIR:-$REPO/.gpu-build}
 SITE=$BUILD/site
 LCP_VERSION=0.3.36
 LCP=$BUILD/llama_cpp_python-$LCP_VERSION
+# the Python side of llama-cpp-python alone (a copy of its llama_cpp/ folder), when the sdist is not carried
+[ -d "$REPO/.gpu/llama_cpp_py/llama_cpp" ] && [ ! -f "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" ] \
+    && LCP=$REPO/.gpu/llama_cpp_py
+PREBUILT=$REPO/.gpu/llama-cuda-prebuilt  # llama.cpp/bin of an earlier build (tar.xz split in parts)
 LLAMA=$BUILD/llama.cpp
 CUDA_ARCH=${CUDA_ARCH:-90}
 JOBS=${JOBS:-$(nproc)}
@@ -48,6 +52,12 @@ install_wheels() {
 
 build_llama_cpp() {
     [ -x "$LLAMA/bin/llama-bench" ] && return
+    if compgen -G "$PREBUILT/llama-cuda.txz.*" >/dev/null; then
+        # same CUDA and path as the machine that built it: its RUNPATH points into $LLAMA/bin
+        cat "$PREBUILT"/llama-cuda.txz.* | tar -xJf - -C "$BUILD"
+        log "llama.cpp: using the carried build in $PREBUILT"
+        return
+    fi
     [ -d "$LCP" ] || tar -xzf "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" -C "$BUILD"
     log "building llama.cpp (CUDA sm_$CUDA_ARCH, shared libraries + llama-bench) with $JOBS jobs"
     local start=$SECONDS
@@ -72,11 +82,10 @@ prepare() {
     mkdir -p "$BUILD"
     install_wheels
     eval "$(exports)"
-    # the two builds share the cores; together they take about as long as the longer one alone
-    build_llama_cpp & local llama=$!
-    JOBS=$((JOBS / 2 > 1 ? JOBS / 2 : 1)) build_exllamav2 & local exl=$!
-    wait $llama || log "llama.cpp build failed: its cells will fail with the reason"
-    wait $exl || log "ExLlamaV2 build failed: its cells will fail with the reason"
+    # ExLlamaV2's extension builds in the background while the first cells run: its own cells
+    # wait for it (torch serializes extension builds with a lock file)
+    build_exllamav2 &
+    build_llama_cpp || log "llama.cpp build failed: its cells will fail with the reason"
 }
 
 case "${1:-}" in
