@@ -28,7 +28,8 @@ def _run(args) -> int:
     pipeline.check_runner(args.runner)
     out = Path(args.out) if args.out else Path("reports") / p.name
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    s = pipeline.run(p, out, cache, runner=args.runner, force=args.force, progress=not args.no_progress)
+    s = pipeline.run(p, out, cache, runner=args.runner, force=args.force, progress=not args.no_progress,
+                     only=args.only)
     index = report.build(out / "results", out, title=p.name)
     print(f"cells: {s.ran} run, {s.reused} reused, {s.failed} failed, {s.skipped} not for this machine")
     print(f"report: {index}")
@@ -96,6 +97,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", help="weights cache (default: $LLMPERF_NB_CACHE or ~/.cache/llmperf-nb)")
     r.add_argument("--runner", default="local", help="local (default) or docker")
     r.add_argument("--force", action="store_true", help="run finished cells again")
+    r.add_argument("--only", metavar="GLOB", help="run only the cells whose id matches, e.g. '*__h200x2__*'")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_run)
     rep = sub.add_parser("report", help="rebuild a report from result files alone")

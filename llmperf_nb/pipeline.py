@@ -29,12 +29,18 @@ class Summary:
 
 
 def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local", force: bool = False,
-        progress: bool = True) -> Summary:
+        progress: bool = True, only: str | None = None) -> Summary:
     from tqdm.auto import tqdm
 
     out_dir, cache_dir = Path(out_dir).resolve(), Path(cache_dir).resolve()
     results_dir = out_dir / "results"
     todo = cells.expand(params)
+    if only:
+        import fnmatch
+
+        todo = [c for c in todo if fnmatch.fnmatch(c.id, only)]
+        if not todo:
+            raise LlmPerfError(f"--only {only!r} matches no cell of {params.name}; cells are named like {cells.expand(params)[0].id}")
     summary = Summary()
     term = terminal()
     bar = tqdm(total=len(todo), unit="cell", desc=params.name, disable=not progress, file=term)
