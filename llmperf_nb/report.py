@@ -17,8 +17,9 @@ from .exceptions import LlmPerfError, SchemaError
 from .execute import execute
 from .paths import notebook
 
-#: anything the page would fetch from elsewhere: the report must open offline
-EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", re.IGNORECASE)
+#: anything the page would fetch from elsewhere (scripts, images, styles, fonts): the report must
+#: open offline. Plain links (<a href>) fetch nothing and are fine.
+EXTERNAL = re.compile(r"""(?:\bsrc\s*=|<link\b[^>]*\bhref\s*=|@import|url\()\s*["']?(?:https?:)?//""", re.IGNORECASE)
 
 
 def build(results_dir: Path, out_dir: Path, title: str | None = None) -> Path:

@@ -61,23 +61,26 @@ class Stepper:
         self.sampler = L.llama_sampler_chain_init(sp)
         L.llama_sampler_chain_add(self.sampler, L.llama_sampler_init_greedy())
         self.tok = (L.llama_token * 1)()
+        # built once: the batch points at self.tok, so each decode only changes the token
+        self.one = L.llama_batch_get_one(self.tok, 1)
 
     def reset(self) -> None:
         self.L.llama_memory_clear(self.L.llama_get_memory(self.ctx), True)
         self.L.llama_sampler_reset(self.sampler)
 
-    def _step(self, tokens, n: int) -> int:
-        if self.L.llama_decode(self.ctx, self.L.llama_batch_get_one(tokens, n)) != 0:
+    def _step(self, batch) -> int:
+        if self.L.llama_decode(self.ctx, batch) != 0:
             sys.exit("llama_decode failed (context full?)")
         # reading the sampled id waits for the device to finish the pass
         return self.L.llama_sampler_sample(self.sampler, self.ctx, -1)
 
     def prefill(self, ids: list[int]) -> int:
-        return self._step((self.L.llama_token * len(ids))(*ids), len(ids))
+        self.prompt = (self.L.llama_token * len(ids))(*ids)  # kept alive while the batch points at it
+        return self._step(self.L.llama_batch_get_one(self.prompt, len(ids)))
 
     def decode(self, token: int) -> int:
         self.tok[0] = token
-        return self._step(self.tok, 1)
+        return self._step(self.one)
 
     def facts(self) -> dict:
         L = self.L

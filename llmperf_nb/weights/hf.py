@@ -53,7 +53,7 @@ def write_synthetic_hf(spec: ModelSpec, out_dir: Path, seed: int = 0, weights: b
             "bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"],
             "pad_token_id": config["pad_token_id"],
         })
-        write_tokenizer(tmp)
+        write_tokenizer(tmp, spec.vocab_size, spec.max_position_embeddings)
         if weights:
             write_safetensors(tmp / "model.safetensors", _tensors(spec, np.random.default_rng(seed)),
                               metadata={"format": "pt", "llmperf_nb.synthetic": f"{spec.name}, seed {seed}"})
@@ -129,50 +129,24 @@ def write_safetensors(path: Path, tensors, metadata: dict[str, str] | None = Non
             f.write(values.data)
 
 
-def write_tokenizer(out_dir: Path) -> None:
-    """A fast Llama tokenizer (tokenizer.json, tokenizer_config.json) from the GGUF vocabulary.
+def write_tokenizer(out_dir: Path, vocab_size: int = 32000, max_len: int = 4096) -> None:
+    """A fast Llama tokenizer (tokenizer.json, tokenizer_config.json) from the GGUF vocabulary,
+    the same files the GPTQ writer makes (built with the gguf package alone, in the layout of the
+    Llama-2 checkpoints on the Hub), checked with the tokenizers library.
 
-    transformers builds the BPE model (vocabulary and merges) from the GGUF's SentencePiece scores.
-    The file is then written in the layout of the Llama-2 checkpoints on the Hub (Prepend/Replace
-    normalizer, "a b" merges), which every tokenizers release since 0.13.3 reads; what current
-    releases save by default is unreadable to older ones (the original benchmark ran transformers
-    4.33 with tokenizers 0.13).
+    It used to come from transformers' GGUF loader, whose output depends on the transformers
+    release: 5.17 on the GPU machine dropped BOS, which the check below caught.
     """
-    try:
-        from transformers import AutoTokenizer
-    except ImportError:
-        raise WeightsError("writing a synthetic HF checkpoint needs transformers for its tokenizer: "
-                           "pip install 'llmperf-nb[transformers]'") from None
-    tok = AutoTokenizer.from_pretrained(str(VOCAB_FILE.parent), gguf_file=VOCAB_FILE.name)
-    doc = json.loads(tok.backend_tokenizer.to_str())
-    _write_json(out_dir / "tokenizer.json", _classic_llama_layout(doc), indent=None)
-    _write_json(out_dir / "tokenizer_config.json", {
-        "tokenizer_class": "LlamaTokenizerFast",
-        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": None,
-        "add_bos_token": True, "add_eos_token": False, "legacy": True,
-        "clean_up_tokenization_spaces": False, "model_max_length": 1_000_000,
-    })
-    check = AutoTokenizer.from_pretrained(str(out_dir))
+    from tokenizers import Tokenizer
+
+    from .gptq import tokenizer_files
+
+    for name, doc in tokenizer_files(vocab_size, max_len).items():
+        _write_json(out_dir / name, doc, indent=None if name == "tokenizer.json" else 2)
     text, want = PROMPT_CHECK
-    got = check(text)["input_ids"]
+    got = Tokenizer.from_file(str(out_dir / "tokenizer.json")).encode(text).ids
     if got != want:
         raise WeightsError(f"the tokenizer written to {out_dir} encodes {text!r} as {got}, not {want}")
-
-
-def _classic_llama_layout(doc: dict) -> dict:
-    model = doc["model"]
-    if model.get("type") != "BPE":
-        raise WeightsError(f"expected a BPE tokenizer from the GGUF vocabulary, got {model.get('type')}")
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    doc["model"] = {"type": "BPE", "dropout": None, "unk_token": "<unk>", "continuing_subword_prefix": None,
-                    "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": True,
-                    "vocab": model["vocab"], "merges": merges}
-    doc["normalizer"] = {"type": "Sequence", "normalizers": [
-        {"type": "Prepend", "prepend": "\u2581"},
-        {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
-    ]}
-    doc["pre_tokenizer"] = None
-    return doc
 
 
 def _write_json(path: Path, doc: dict, indent: int | None = 2) -> None:
