@@ -1,12 +1,13 @@
 """The HF transformers engine: options, the benchmark_hf.py parser on real captured output, the
 synthetic HF checkpoint, and real CPU runs of its driver on the tiny Llama."""
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
-from llmperf_nb import engines, params, process
+from llmperf_nb import engines, params, process, results
 from llmperf_nb.cells import Cell
 from llmperf_nb.engines import transformers as engine_module
 from llmperf_nb.engines.base import Prepared
@@ -20,12 +21,6 @@ from .conftest import LOGS, needs_gpu
 
 LLAMA_IDS = [1, 1724, 338, 278, 6593, 310, 2834, 29973]
 ENGINE = Transformers()
-
-
-@pytest.fixture
-def registered(monkeypatch):
-    """The engine in the registry for this test only (the lead registers it for good)."""
-    monkeypatch.setitem(engines.registry._engines, ENGINE.name, ENGINE)
 
 
 def cell(gpu="cpu", quantization="fp16", gen_len=32, reps=2, **options) -> Cell:
@@ -59,7 +54,7 @@ def test_bad_options_are_refused(values, message):
         ENGINE.options(**values)
 
 
-def test_params_file_reports_a_bad_option(registered):
+def test_params_file_reports_a_bad_option():
     raw = {"models": ["tiny-llama"], "gpus": ["cpu"], "engines": [{"name": "transformers", "compile": True}]}
     with pytest.raises(ConfigError, match="engines.transformers: option 'compile' needs cache: static"):
         params.from_dict(raw)
@@ -68,8 +63,13 @@ def test_params_file_reports_a_bad_option(registered):
 
 
 def test_int4_on_the_cpu_is_refused(tmp_path):
+    assert "runs on CUDA GPUs only" in ENGINE.unavailable(cell(quantization="int4"))
     with pytest.raises(EngineError, match="bitsandbytes 4-bit, which runs on CUDA GPUs only"):
         ENGINE.prepare(cell(quantization="int4"), {"synthetic": True}, tmp_path, process.run)
+
+
+def test_registered():
+    assert isinstance(engines.registry["transformers"], Transformers)
 
 
 def test_argv_carries_the_options():
@@ -82,6 +82,12 @@ def test_argv_carries_the_options():
         assert part in joined
     cpu = " ".join(ENGINE.benchmark_argv(cell(), Prepared("/ckpt", "f", {}), Path("r")))
     assert "--device cpu" in cpu and "--dtype float32" in cpu and "--quant none" in cpu and "--compile" not in cpu
+
+
+def test_compile_needs_a_warmup_run():
+    c = dataclasses.replace(cell(cache="static", compile=True), warmup=0)
+    with pytest.raises(ConfigError, match="needs warmup: 1 or more"):
+        ENGINE.benchmark_argv(c, Prepared("/ckpt", "f", {}), Path("r"))
 
 
 # --- parser ----------------------------------------------------------------------------------------
@@ -187,6 +193,10 @@ def test_cpu_run(cpu_runs, cache):
     settings = raw["settings"]
     assert settings["cache"] == cache and settings["dtype"] == "float32" and settings["tensor_parallel"] is False
     assert m.peak_mem_kind == "process_max_rss"
+    doc = results.build(cell=cell(cache=cache), status="ok", started_at=results.now(), engine_label=ENGINE.label,
+                        measurement=m)
+    results.validate(doc)
+    assert results.check_counts(doc) is None
 
 
 @pytest.mark.slow

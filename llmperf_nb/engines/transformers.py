@@ -57,6 +57,15 @@ class Transformers(Engine):
     formats = {"int4": "bitsandbytes 4-bit (nf4)", "fp16": "safetensors fp16"}
     parsers = {"benchmark_hf": parsers.parse_benchmark_hf}
 
+    def unavailable(self, cell: Cell) -> str | None:
+        import importlib.util
+
+        if cell.quantization == "int4" and cell.gpu.name == "cpu":
+            return _INT4_CPU
+        if cell.quantization == "int4" and importlib.util.find_spec("bitsandbytes") is None:
+            return f"{self.label} int4 needs bitsandbytes, not installed here: pip install bitsandbytes"
+        return super().unavailable(cell)
+
     def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         fmt = self.weight_format(cell.quantization)
         _check_device(cell)
@@ -83,6 +92,9 @@ class Transformers(Engine):
     def benchmark_argv(self, cell: Cell, prepared: Prepared, raw_path: Path) -> list[str]:
         _check_device(cell)
         opts = self.options(**cell.engine.options)
+        if opts.compile and cell.warmup < 1:
+            # the first run compiles (tens of seconds to minutes): it must not be a measured one
+            raise ConfigError("option 'compile' needs warmup: 1 or more, as the first run compiles the model")
         on_gpu = cell.gpu.name != "cpu"
         argv = [
             python(), "-m", "llmperf_nb.drivers.transformers", "bench",
@@ -108,8 +120,11 @@ class Transformers(Engine):
 
 def _check_device(cell: Cell) -> None:
     if cell.quantization == "int4" and cell.gpu.name == "cpu":
-        raise EngineError("HF transformers' int4 path is bitsandbytes 4-bit, which runs on CUDA GPUs only: "
-                          "use quantization: fp16 for the CPU")
+        raise EngineError(_INT4_CPU)
+
+
+_INT4_CPU = ("HF transformers' int4 path is bitsandbytes 4-bit, which runs on CUDA GPUs only: "
+             "use quantization: fp16 for the CPU")
 
 
 def _prepare_real(path: Path, fmt: str) -> Prepared:
