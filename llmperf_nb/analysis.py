@@ -15,8 +15,12 @@ SHORT = {
 
 
 def engine_column(doc: dict) -> str:
-    """An engine plus the options that make it a separate configuration, e.g. 'llama.cpp (split_mode=row)'."""
-    opts = doc.get("engine_config") or {}
+    """An engine plus the options that make it a separate configuration, e.g. 'llama.cpp (split_mode=row)'.
+    Options that only add a measurement (llama.cpp's crosscheck) do not make a configuration."""
+    from .engines import registry
+
+    ignore = registry[doc["engine"]].label_ignores if doc["engine"] in registry else ()
+    opts = {k: v for k, v in (doc.get("engine_config") or {}).items() if k not in ignore}
     if not opts:
         return doc["engine_label"]
     return f"{doc['engine_label']} ({', '.join(f'{k}={v}' for k, v in sorted(opts.items()))})"
@@ -91,7 +95,11 @@ def cell_text(doc: dict, ci: bool = False) -> str:
         return f"{text} {UNSTABLE}" if stats.stability_warnings(d) else text
     reason = (doc.get("error") or {}).get("message", "").splitlines()[0:1]
     word = "not run" if doc["status"] == "skipped" else "failed"
-    return f"{word}: {reason[0]}" if reason else word
+    if not reason:
+        return word
+    # the table keeps the first clause; the full reason is in the report's notes and the result file
+    short = reason[0].split(": ")[0] if doc["status"] == "skipped" else reason[0]
+    return f"{word}: {short[:160]}"
 
 
 def markdown_table(docs: list[dict], ci: bool = False) -> str:

@@ -85,8 +85,13 @@ def _notes(docs: list[dict]) -> str:
             f"{first['gen_tokens']['requested']} generated tokens, greedy, EOS ignored, batch 1."
         )
     for d in docs:
+        if d["status"] == "skipped":
+            notes.append(f"- `{d['cell_id']}` not run: {(d.get('error') or {}).get('message', '')}")
         if d["status"] == "ok":
             hw = d.get("hardware") or {}
             gpu = ", ".join(hw.get("gpu", {}).get("detected") or []) or hw.get("cpu", {}).get("model", "?")
-            notes.append(f"- `{d['cell_id']}`: {d['engine_version']}; on {gpu}.")
+            g = hw.get("gpu", {})
+            driver = f", driver {g['driver']}, CUDA {g['cuda']}" if g.get("driver") else ""
+            notes.append(f"- `{d['cell_id']}`: {d['engine_version']}; on {gpu}{driver}.")
+            notes.extend(f"  - {n}" for n in d.get("notes", []) if not n.startswith("prompt tokenized"))
     return "\n".join(notes) + "\n" if notes else ""

@@ -58,6 +58,8 @@ class Engine(ABC):
     install_hint: str = ""
     #: no CPU path at all
     needs_gpu: bool = False
+    #: options that add a measurement but do not make a separate configuration in reports
+    label_ignores: tuple[str, ...] = ()
 
     def unavailable(self, cell: Cell) -> str | None:
         """Why this engine cannot run the cell here (then the cell is reported as not run), or None."""

@@ -51,6 +51,7 @@ class LlamaCpp(Engine):
     packages = ("llama_cpp",)
     install_hint = "pip install 'llmperf-nb[llama_cpp]' (CMAKE_ARGS=-DGGML_CUDA=ON for CUDA), or docker/Dockerfile.*.llama_cpp"
     options_class = Options
+    label_ignores = ("crosscheck",)
     formats = {"int4": "GGUF Q4_0", "fp16": "GGUF F16"}
     parsers = {
         "llama-bench-json": parsers.parse_bench_json,
