@@ -25,6 +25,9 @@ def execute(source: Path, out: Path, parameters: dict, cwd: Path, timeout: float
     """
     import papermill
 
+    # paths relative to where the command runs: executed notebooks are published, and an absolute
+    # path would publish the layout of the machine that ran them
+    source, out = _relative(source), _relative(out)
     log = Path(str(out) + ".kernel.log")
     try:
         with _stderr_to(log):
@@ -37,6 +40,14 @@ def execute(source: Path, out: Path, parameters: dict, cwd: Path, timeout: float
     finally:
         if log.exists() and log.stat().st_size == 0:
             log.unlink()
+
+
+def _relative(path: Path) -> Path:
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 @contextlib.contextmanager

@@ -81,7 +81,8 @@ def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str) -> 
     started = results.now()
     for step, name in CELL_NOTEBOOKS.items():
         try:
-            execute(notebook(step), cell_dir / name, {"cell_dir": str(cell_dir), "cache_dir": str(cache_dir),
+            # the notebook runs in the cell's folder, so "." is the cell (and no machine path is published)
+            execute(notebook(step), cell_dir / name, {"cell_dir": ".", "cache_dir": str(cache_dir),
                                                       "runner": runner}, cwd=cell_dir)
         except NotebookFailed as e:
             return _write_failed(cell, cell_dir, started, step, f"{e.ename}: {e.evalue}")

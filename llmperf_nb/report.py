@@ -8,6 +8,7 @@ and write the original benchmark's markdown table beside it.
 
 from __future__ import annotations
 
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -31,7 +32,9 @@ def build(results_dir: Path, out_dir: Path, title: str | None = None) -> Path:
     title = title or docs[0]["run"]
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / "analysis.ipynb"
-    execute(notebook("analysis"), executed, {"results_dir": str(results_dir), "title": title}, cwd=out_dir)
+    # relative to the report folder, where the notebook runs: no machine path in the published page
+    rel = os.path.relpath(results_dir, out_dir)
+    execute(notebook("analysis"), executed, {"results_dir": rel, "title": title}, cwd=out_dir)
     html = export_html(executed)
     (out_dir / "index.html").write_text(html)
     (out_dir / "README.md").write_text(readme(docs, title, results_dir, out_dir))
