@@ -171,6 +171,32 @@ fetch_wheels() {  # part
     --implementation cp "${plat[@]}" -d "$dir" "${missing[@]}"
 }
 
+# bitsandbytes (HF transformers int4) ships one library per CUDA/ROCm release (129 MB unpacked);
+# the GPU image has CUDA 13.0, so the wheel is repacked with only that one and the CPU one (3.6 MB).
+BNB_VERSION=0.50.2
+BNB_CUDA=${BNB_CUDA:-cuda130}
+
+fetch_bnb() {
+  local dir="$DEST/wheels-extra" name="bitsandbytes-$BNB_VERSION-py3-none-manylinux_2_24_x86_64.whl"
+  mkdir -p "$dir"
+  if [ -s "$dir/$name" ]; then log "$name present"; return; fi
+  local tmp; tmp=$(mktemp -d "${TMPDIR:-/tmp}/gpu-bundle.XXXXXX")
+  "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_24_x86_64 -d "$tmp" "bitsandbytes==$BNB_VERSION" >&2
+  mkdir "$tmp/w" && ( cd "$tmp/w" && unzip -q "$tmp/$name" \
+    && find bitsandbytes -maxdepth 1 -name 'libbitsandbytes_*.so' ! -name "*_$BNB_CUDA.so" ! -name '*_cpu.so' -delete \
+    && "$PY" - <<'PYEOF'
+import csv, glob, os
+rec = glob.glob("*.dist-info/RECORD")[0]
+rows = [r for r in csv.reader(open(rec)) if not r[0].endswith(".so") or os.path.exists(r[0])]
+with open(rec, "w", newline="") as f:
+    csv.writer(f).writerows(rows)
+PYEOF
+  ) && ( cd "$tmp/w" && zip -q -r "$dir/$name" . )
+  rm -rf "$tmp"
+  log "wrote $dir/$name ($(du -h "$dir/$name" | cut -f1))"
+}
+
 fetch_llama() {
   local out="$DEST/$LCP_TARBALL"
   if [ -s "$out" ]; then
@@ -274,12 +300,13 @@ cmd=${1:-fetch}
 [ $# -gt 0 ] && shift
 case $cmd in
   fetch)
-    parts=("$@"); [ ${#parts[@]} -gt 0 ] || parts=(base exllamav2 llama)
+    parts=("$@"); [ ${#parts[@]} -gt 0 ] || parts=(base exllamav2 bnb llama)
     for p in "${parts[@]}"; do
       case $p in
         base|exllamav2) fetch_wheels "$p" ;;
         llama) fetch_llama ;;
-        *) die "unknown part: $p (base, exllamav2, llama)" ;;
+        bnb) fetch_bnb ;;
+        *) die "unknown part: $p (base, exllamav2, bnb, llama)" ;;
       esac
     done
     sizes ;;
