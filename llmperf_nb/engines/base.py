@@ -51,6 +51,8 @@ class Engine(ABC):
     options_class: type = NoOptions
     #: quantization of a params file -> this engine's weight format
     formats: dict[str, str] = {}
+    #: platform ("cpu", "cuda", "rocm") -> the Dockerfile under docker/ that --runner docker builds
+    dockerfiles: dict[str, str] = {}
     #: named parsers for ``llmperf-nb import --engine NAME``; each takes the printed text
     parsers: dict[str, Parser] = {}
     #: Python packages the benchmark imports, and how a user gets them
@@ -190,7 +192,7 @@ def measurement_from_raw(cell: Cell, raw_path: Path, build_keys: tuple[str, ...]
         tokens = sum(s["gen_tokens"] - 1 for s in samples)
         energy = {"decode_j_per_token": sum(joules) / tokens,
                   "decode_mean_w": sum(s["decode_mean_w"] for s in samples) / len(samples),
-                  "source": "NVML board power of the cell's GPUs, sampled every 20 ms during decode"}
+                  "source": "NVML, the cell's GPUs during decode: energy counter where the GPU has one, else board power sampled every 20 ms"}
     return Measurement(
         engine_version=raw["engine_version"],
         prompt_token_ids=raw["prompt_token_ids"],
