@@ -22,8 +22,14 @@ $(VENV)/.setup: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[llama_cpp]'
 	touch $@
 
+# The tests run HF transformers on the CPU too. TORCH_SPEC names the torch to install first: on this
+# project's CI machines torch 2.13.0 is a CPU build already on disk; elsewhere pass a CPU build you
+# prefer, e.g. make test TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu".
+TORCH_SPEC ?= torch==2.13.0
+
 $(VENV)/.setup-test: pyproject.toml $(VENV)/.setup
-	$(BIN)/pip install -q -e '.[llama_cpp,docker,test]'
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e '.[llama_cpp,docker,test,transformers]'
 	touch $@
 
 setup: $(VENV)/.setup
