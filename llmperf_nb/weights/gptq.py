@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import shutil
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ import numpy as np
 
 from ..exceptions import WeightsError
 from ..models import ModelSpec
+from .atomic import atomic_dir
 
 VOCAB_FILE = Path(__file__).resolve().parent.parent / "data" / "ggml-vocab-llama-spm.gguf"
 
@@ -61,23 +60,12 @@ def write_synthetic_gptq(spec: ModelSpec, out_dir: Path, seed: int = 0) -> Path:
     """
     _check(spec)
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+    with atomic_dir(out_dir, "synthetic GPTQ weights") as tmp:
         _write_shards(tmp, list(tensor_plan(spec)), np.random.default_rng(seed))
         config = {**spec.hf_config(), "quantization_config": QUANTIZATION_CONFIG, "llmperf_nb_synthetic": True}
         _write_json(tmp / "config.json", config)
         for name, doc in tokenizer_files(spec.vocab_size, spec.max_position_embeddings).items():
             _write_json(tmp / name, doc)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(err, OSError):
-            raise WeightsError(f"cannot write synthetic GPTQ weights to {out_dir}: {err}") from err
-        raise
     return out_dir
 
 

@@ -18,8 +18,6 @@ most one tensor and only numpy is needed.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 
 from ..exceptions import WeightsError
 from ..models import ModelSpec
+from .atomic import atomic_dir
 
 VOCAB_FILE = Path(__file__).resolve().parent.parent / "data" / "ggml-vocab-llama-spm.gguf"
 WRITER_VERSION = 1  # bump when this module writes different bytes for the same inputs
@@ -43,10 +42,7 @@ def write_synthetic_hf(spec: ModelSpec, out_dir: Path, seed: int = 0, weights: b
     at ``out_dir`` is always whole. An existing ``out_dir`` is replaced.
     """
     out_dir = Path(out_dir)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+    with atomic_dir(out_dir, "synthetic weights") as tmp:
         config = spec.hf_config()
         _write_json(tmp / "config.json", config)
         _write_json(tmp / "generation_config.json", {
@@ -57,14 +53,6 @@ def write_synthetic_hf(spec: ModelSpec, out_dir: Path, seed: int = 0, weights: b
         if weights:
             write_safetensors(tmp / "model.safetensors", _tensors(spec, np.random.default_rng(seed)),
                               metadata={"format": "pt", "llmperf_nb.synthetic": f"{spec.name}, seed {seed}"})
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException as err:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(err, OSError):
-            raise WeightsError(f"cannot write synthetic weights to {out_dir}: {err}") from err
-        raise
     return out_dir
 
 
