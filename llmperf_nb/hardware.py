@@ -41,6 +41,7 @@ def detect() -> dict:
         "os": f"{platform.system()} {platform.release()}",
         "python": sys.version.split()[0],
         "hostname_hash": _host_id(),
+        "container_image": os.environ.get("LLMPERF_NB_IMAGE"),  # tag@id, set by --runner docker
     }
 
 

@@ -40,3 +40,57 @@ def cli(*args, env=None, cwd=ROOT, timeout=900):
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=full_env, cwd=cwd,
                           timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A client of the Docker daemon that DOCKER_HOST names; tests that use it skip when none answers."""
+    pytest.importorskip("docker", reason="the docker SDK is not installed (pip install '.[docker]')")
+    from llmperf_nb.exceptions import ContainerError
+    from llmperf_nb.runners.docker import connect
+
+    try:
+        client = connect()
+    except ContainerError as e:
+        pytest.skip(str(e))
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def docker_base_image(docker_client):
+    """llmperf-nb/base:bookworm, made by docker/base/make-base-image.sh (.ci/run makes it)."""
+    import docker
+
+    try:
+        return docker_client.images.get("llmperf-nb/base:bookworm")
+    except docker.errors.ImageNotFound:
+        pytest.skip("llmperf-nb/base:bookworm is missing: make it with docker/base/make-base-image.sh (as root)")
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_cpu_image(docker_client):
+    """(tag, image, build log lines, seconds) of the CPU llama.cpp image, built through the runner if missing.
+
+    A build takes ~5 min on 2 idle cores (docker/README.md); its "Step" lines go to the terminal.
+    """
+    import time
+
+    from llmperf_nb.exceptions import ContainerError
+    from llmperf_nb.runners.docker import DockerRunner
+
+    lines: list[str] = []
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        if line.startswith(("Step ", "building ", "built ")):
+            print(f"docker build: {line}", end="", file=sys.__stderr__, flush=True)
+
+    start = time.monotonic()
+    try:
+        tag, image = DockerRunner(client=docker_client).image("llama_cpp", "cpu", on_line=on_line)
+    except ContainerError as e:
+        if "make-base-image.sh" in str(e):
+            pytest.skip(str(e))
+        raise
+    return tag, image, lines, time.monotonic() - start

@@ -61,6 +61,7 @@ class ExLlamaV2Engine(Engine):
     needs_gpu = True
     options_class = Options
     formats = {"int4": "GPTQ 4-bit g128"}
+    dockerfiles = {"cuda": "Dockerfile.cu121.exllamav2"}
     parsers = {
         "response": parsers.parse_response,
         "speed": parsers.parse_speed,

@@ -53,6 +53,8 @@ class LlamaCpp(Engine):
     options_class = Options
     label_ignores = ("crosscheck",)
     formats = {"int4": "GGUF Q4_0", "fp16": "GGUF F16"}
+    dockerfiles = {"cpu": "Dockerfile.cpu.llama_cpp", "cuda": "Dockerfile.cu121.llama_cpp",
+                   "rocm": "Dockerfile.rocm57.llama_cpp"}
     parsers = {
         "llama-bench-json": parsers.parse_bench_json,
         "llama-bench-jsonl": parsers.parse_bench_jsonl,

@@ -71,6 +71,7 @@ class Mlc(Engine):
     needs_gpu = True
     options_class = Options
     formats = {"int4": "MLC q4f16_1", "fp16": "MLC q0f16"}
+    dockerfiles = {"cuda": "Dockerfile.cu124.mlc", "rocm": "Dockerfile.rocm62.mlc"}
     parsers = {
         "verbose": parsers.parse_verbose,
         "metrics-json": parsers.parse_metrics_json,

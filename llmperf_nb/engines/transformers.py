@@ -55,6 +55,7 @@ class Transformers(Engine):
     install_hint = "pip install 'llmperf-nb[transformers]' (and bitsandbytes for int4 on a CUDA GPU)"
     options_class = Options
     formats = {"int4": "bitsandbytes 4-bit (nf4)", "fp16": "safetensors fp16"}
+    dockerfiles = {"cuda": "Dockerfile.cu126.transformers"}
     parsers = {"benchmark_hf": parsers.parse_benchmark_hf}
 
     def unavailable(self, cell: Cell) -> str | None:

@@ -67,6 +67,7 @@ class Vllm(Engine):
     needs_gpu = True
     options_class = Options
     formats = {"fp16": "safetensors fp16", "int4": "AWQ 4-bit"}
+    dockerfiles = {"cuda": "Dockerfile.cu130.vllm"}
     parsers = {
         "latency-json": parsers.parse_latency_json,
         "latency-text": parsers.parse_latency_text,

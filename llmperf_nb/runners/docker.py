@@ -1,0 +1,524 @@
+"""Run steps in a container of the engine's image, through the Docker SDK.
+
+The image is built from ``docker/`` and tagged by its inputs, ``llmperf-nb/<engine>:<platform>-<hash12>``
+(the Dockerfile, the files it copies, the build arguments), so it is built once and rebuilt only when one of
+them changes. A step runs as ``python -m llmperf_nb.steps STEP /results/<cell> --cache-dir /cache`` with the
+repository mounted read-only at /workspace, the cell's folder and the cache read-write, the cell's GPUs, no
+network (except the setup step of hub weights), the allow-listed environment, and the host user's uid:gid.
+The container is removed whatever happens: success, failure, time limit or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import json
+import os
+import queue
+import re
+import shlex
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from .. import gpus, process
+from ..engines import registry
+from ..exceptions import ContainerError, ProcessError, StepTimeout
+from ..paths import ROOT
+
+DOCKER_DIR = ROOT / "docker"
+WORKSPACE, RESULTS, CACHE = "/workspace", "/results", "/cache"
+#: every container and build this runner starts carries it (tests look for leftovers by it)
+LABEL = "llmperf-nb"
+#: vendor of a GPU (gpus.GpuSpec.vendor) -> the platform key of Engine.dockerfiles
+PLATFORMS = {"cpu": "cpu", "nvidia": "cuda", "amd": "rocm"}
+#: images no registry has: how to make them
+LOCAL_BASES = {"llmperf-nb/base:bookworm": "docker/base/make-base-image.sh (as root, about 1 min)"}
+#: allow-listed variables that name places on the host; inside, the image's own values hold
+HOST_SPECIFIC = frozenset({
+    "PATH", "HOME", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "CUDA_HOME", "LLAMA_CPP_LIB_PATH",
+    "HF_HOME", "HF_HUB_CACHE", "LLMPERF_NB_CACHE", "LLAMA_BENCH", "LLAMA_CPP_DIR", "TORCH_EXTENSIONS_DIR",
+    "JUPYTER_PATH",
+})
+GPU_SELECTION = frozenset({"CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"})
+#: a download needs a network; "host" also works on daemons without a bridge (the dev/CI one)
+DOWNLOAD_NETWORK = "host"
+BUILD_TAIL = 25
+
+
+class DockerRunner:
+    name = "docker"
+
+    def __init__(self, client=None, docker_dir: Path = DOCKER_DIR, build_args: Mapping[str, str] | None = None):
+        self.client = client or connect()
+        self.docker_dir = Path(docker_dir)
+        self.build_args = dict(build_args or {})
+
+    # --- images ---
+
+    def image(self, engine_name: str, platform: str, on_line: Callable[[str], None] | None = None):
+        """(tag, image) of the engine's image for ``platform``, built first if no image has this tag yet."""
+        import docker
+
+        engine = registry[engine_name]
+        try:
+            dockerfile = self.docker_dir / engine.dockerfiles[platform]
+        except KeyError:
+            have = ", ".join(f"{p} ({f})" for p, f in engine.dockerfiles.items()) or "none"
+            raise ContainerError(f"{engine.label} has no Dockerfile for {platform}; its Dockerfiles: {have}") from None
+        tag = image_tag(engine_name, platform, dockerfile, self.docker_dir, self.build_args)
+        try:
+            return tag, self.client.images.get(tag)
+        except docker.errors.ImageNotFound:
+            pass
+        self._check_bases(dockerfile)
+        return tag, self.build(tag, dockerfile, on_line)
+
+    def build(self, tag: str, dockerfile: Path, on_line: Callable[[str], None] | None = None):
+        import docker
+
+        say = on_line or (lambda line: None)
+        rel = dockerfile.relative_to(self.docker_dir).as_posix()
+        say(f"building {tag} from {rel} (once; later runs reuse it)\n")
+        recent: deque[str] = deque(maxlen=BUILD_TAIL)
+        start = time.monotonic()
+        try:
+            for chunk in self.client.api.build(
+                path=str(self.docker_dir), dockerfile=rel, tag=tag, buildargs=self.build_args or None,
+                network_mode="host", rm=True, forcerm=True, decode=True,
+            ):
+                for line in _build_lines(chunk):
+                    recent.append(line.rstrip("\n"))
+                    say(line)
+                if "error" in chunk:
+                    say(chunk["error"].rstrip("\n") + "\n")
+                    raise ContainerError(f"building {tag} from docker/{rel} failed: {chunk['error'].strip()}\n"
+                                         + "\n".join(recent))
+        except docker.errors.APIError as e:
+            raise ContainerError(f"building {tag} from docker/{rel} failed: {_explain(e)}\n"
+                                 + "\n".join(recent)) from None
+        say(f"built {tag} in {time.monotonic() - start:.0f} s\n")
+        return self.client.images.get(tag)
+
+    def _check_bases(self, dockerfile: Path) -> None:
+        import docker
+
+        for base in base_images(dockerfile.read_text(), self.build_args):
+            if base not in LOCAL_BASES:
+                continue  # the build pulls it from its registry
+            try:
+                self.client.images.get(base)
+            except docker.errors.ImageNotFound:
+                raise ContainerError(f"{dockerfile.name} starts from {base}, which is missing: make it with "
+                                     f"{LOCAL_BASES[base]}") from None
+
+    # --- steps ---
+
+    def run_step(
+        self,
+        step: str,
+        cell,
+        cell_dir: Path,
+        cache_dir: Path,
+        *,
+        timeout: float | None = None,
+        on_line: Callable[[str], None] | None = None,
+        extra_env: dict | None = None,
+    ) -> process.Completed:
+        vendor = gpu_vendor(cell.gpu.name)
+        engine = registry[cell.engine.name]
+        if PLATFORMS[vendor] not in engine.dockerfiles:
+            have = ", ".join(engine.dockerfiles) or "none"
+            reason = f"{engine.label} has no Docker image for {PLATFORMS[vendor]} (its images: {have})"
+            if step == "setup":  # nothing to run it in: not run here, as a missing engine is for a local run
+                return _record_skip(cell, Path(cell_dir), reason, on_line)
+            raise ContainerError(reason)
+        self._check_gpu_support(vendor, cell.gpu.label)
+        tag, image = self.image(cell.engine.name, PLATFORMS[vendor], on_line)
+        cell_dir, cache_dir = Path(cell_dir).resolve(), Path(cache_dir).resolve()
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        inside = f"{RESULTS}/{cell.id}"
+        volumes = {
+            str(ROOT): {"bind": WORKSPACE, "mode": "ro"},
+            str(cell_dir): {"bind": inside, "mode": "rw"},
+            str(cache_dir): {"bind": CACHE, "mode": "rw"},
+        }
+        if cell.weights == "local" and cell.local_path:
+            # the steps record and open the path as the params file gives it: mount the weights there
+            if not os.path.isabs(cell.local_path):
+                raise ContainerError(f"local_weights: {cell.local_path!r} must be an absolute path with "
+                                     "--runner docker (the container mounts it at the same place)")
+            volumes[cell.local_path] = {"bind": cell.local_path, "mode": "ro"}
+        argv = ["python", "-m", "llmperf_nb.steps", step, inside, "--cache-dir", CACHE]
+        network = DOWNLOAD_NETWORK if step == "setup" and cell.weights == "hub" else "none"
+        return run_container(
+            self.client, image.id, argv, timeout=timeout, on_line=on_line,
+            name=_name(f"{cell.id}-{step}"), environment=container_env(vendor, f"{tag}@{image.id}", extra_env),
+            volumes=volumes, network_mode=network, labels={LABEL: "1", f"{LABEL}.cell": cell.id, f"{LABEL}.step": step},
+            **gpu_kwargs(vendor, gpu_ids(cell, vendor), cell.gpu.count),
+        )
+
+    def _check_gpu_support(self, vendor: str, label: str) -> None:
+        if vendor == "nvidia":
+            runtimes = self.client.info().get("Runtimes") or {}
+            if "nvidia" not in runtimes:
+                raise ContainerError(
+                    f"the cell asks for {label} but this Docker daemon has no 'nvidia' runtime (it has: "
+                    f"{', '.join(runtimes) or 'none'}): install the NVIDIA Container Toolkit, run "
+                    "'nvidia-ctk runtime configure --runtime=docker' and restart dockerd"
+                )
+        elif vendor == "amd" and not os.path.exists("/dev/kfd"):
+            raise ContainerError(f"the cell asks for {label} but this host has no /dev/kfd: the amdgpu kernel "
+                                 "driver (ROCm) is not loaded, so no container can use an AMD GPU")
+
+    def describe(self) -> dict:
+        version = self.client.version()
+        return {"runner": "docker", "server": version.get("Version"), "api": version.get("ApiVersion")}
+
+
+def _record_skip(cell, cell_dir: Path, reason: str, on_line) -> process.Completed:
+    """Write the setup.json of a cell that is not run, as the setup step does (``skip``)."""
+    from .. import hardware
+
+    doc = {"hardware": hardware.detect(), "weights": {"source": cell.weights, "synthetic": cell.weights == "synthetic"},
+           "skip": reason, "format": registry[cell.engine.name].weight_format(cell.quantization)}
+    tmp = cell_dir / "setup.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, cell_dir / "setup.json")
+    said = f"skipped: {reason}\n"
+    if on_line:
+        on_line(said)
+    return process.Completed([], 0, said, 0.0)
+
+
+# --- containers ---
+
+
+def run_container(
+    client,
+    image: str,
+    argv: list[str],
+    *,
+    timeout: float | None = None,
+    on_line: Callable[[str], None] | None = None,
+    **create_kwargs,
+) -> process.Completed:
+    """Run ``argv`` in a new container of ``image`` as the host user, streaming its output; always remove it.
+
+    A non-zero exit raises ProcessError (exit code, first error line, output tail), as a local process does;
+    the time limit kills the container and raises StepTimeout.
+    """
+    import requests
+
+    import docker
+
+    create_kwargs.setdefault("labels", {LABEL: "1"})
+    create_kwargs.setdefault("name", _name("run"))
+    name = create_kwargs["name"]
+    lines: list[str] = []
+    recent: deque[str] = deque(maxlen=process.TAIL_LINES)
+    container = None
+    try:
+        try:
+            container = client.containers.create(
+                image, argv, user=f"{os.getuid()}:{os.getgid()}", working_dir=WORKSPACE, init=True,
+                stdin_open=False, tty=False, **create_kwargs,
+            )
+            start = time.monotonic()
+            container.start()
+        except docker.errors.APIError as e:
+            raise ContainerError(f"cannot start a container of {image[:19]}: {_explain(e)}") from None
+        deadline = None if timeout is None else start + timeout
+        try:
+            _pump(container, lines, recent, on_line, deadline)
+            remaining = None if deadline is None else max(1.0, deadline - time.monotonic())
+            try:
+                state = container.wait(timeout=remaining)
+            except requests.exceptions.RequestException:  # wait's own timeout
+                raise _Deadline from None
+        except _Deadline:  # the finally below kills the container as it removes it
+            raise StepTimeout(f"stopped after {timeout:.0f} s (time limit): {' '.join(argv)[:200]} in a container "
+                              f"of {image[:19]}\n" + "\n".join(recent)) from None
+        code = state["StatusCode"]
+        output = "".join(lines)
+        if code != 0:
+            container.reload()
+            if container.attrs.get("State", {}).get("OOMKilled"):
+                raise ContainerError(f"{' '.join(argv[:4])}: the container ran out of memory and was killed\n"
+                                     + process.tail(output))
+            raise ProcessError(argv, _returncode(code), process.tail(output), process.first_error(output))
+        return process.Completed(argv, code, output, time.monotonic() - start)
+    finally:
+        _remove(client, container, name)
+
+
+def _remove(client, container, name: str) -> None:
+    """Remove the container, also one whose create() was interrupted after the daemon made it."""
+    import docker
+
+    try:
+        (container or client.containers.get(name)).remove(force=True)
+    except docker.errors.NotFound:
+        pass  # never created, or already gone
+    except docker.errors.APIError as e:
+        if e.status_code != 409:  # 409: its removal is already in progress
+            raise ContainerError(f"cannot remove container {name}: {_explain(e)} (docker rm -f {name})") from None
+
+
+class _Deadline(Exception):
+    pass
+
+
+def _pump(container, lines, recent, on_line, deadline) -> None:
+    """Read the log stream on a thread, so that a container that prints nothing still meets its deadline."""
+    q: queue.Queue[str | BaseException | None] = queue.Queue()
+
+    def reader():
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending = ""
+        try:
+            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                pending += decoder.decode(chunk)
+                *done, pending = pending.split("\n")
+                for line in done:
+                    q.put(line + "\n")
+            pending += decoder.decode(b"", final=True)
+            if pending:
+                q.put(pending)
+            q.put(None)
+        except BaseException as e:  # handed to the main thread, which raises it
+            q.put(e)
+
+    threading.Thread(target=reader, daemon=True).start()
+    while True:
+        wait = None if deadline is None else deadline - time.monotonic()
+        if wait is not None and wait <= 0:
+            raise _Deadline
+        try:
+            item = q.get(timeout=wait)
+        except queue.Empty:
+            raise _Deadline from None
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise ContainerError(f"lost the output of the container: {item}") from None
+        lines.append(item)
+        recent.append(item.rstrip("\n"))
+        if on_line:
+            on_line(item)
+
+
+def _returncode(status: int) -> int:
+    """docker-init reports a death by signal N as 128 + N: give it as -N, as subprocess does."""
+    if status > 128:
+        try:
+            return -signal.Signals(status - 128).value
+        except ValueError:
+            pass
+    return status
+
+
+def _name(what: str) -> str:
+    return f"{LABEL}-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", what)[:80] + f"-{uuid.uuid4().hex[:8]}"
+
+
+# --- what goes into a container ---
+
+
+def gpu_vendor(gpu_name: str) -> str:
+    """'nvidia', 'amd' or 'cpu': from the catalog, or for 'auto' from what this host has."""
+    if gpu_name != gpus.AUTO:
+        return gpus.get_gpu(gpu_name).vendor
+    if process.which("nvidia-smi"):
+        return "nvidia"
+    return "amd" if os.path.exists("/dev/kfd") else "cpu"
+
+
+def gpu_ids(cell, vendor: str) -> list[int]:
+    """Host indices of the cell's GPUs (what CUDA_VISIBLE_DEVICES selects here, as a local run)."""
+    from ..engines.base import gpu_indices
+
+    return gpu_indices(cell) if vendor != "cpu" else []
+
+
+def gpu_kwargs(vendor: str, indices: list[int] | None, count: int = 1) -> dict:
+    """``containers.create`` arguments that hand a container its GPUs (None: all of them)."""
+    import docker
+
+    kw: dict = {}
+    if vendor == "nvidia":
+        ids = {"device_ids": [str(i) for i in indices]} if indices else {"count": -1}
+        kw["device_requests"] = [docker.types.DeviceRequest(driver="nvidia", capabilities=[["gpu"]], **ids)]
+    elif vendor == "amd":
+        # ROCm sees every GPU of /dev/dri; the allow-listed *_VISIBLE_DEVICES pick them, as in a local run
+        kw.update(devices=["/dev/kfd:/dev/kfd:rwm", "/dev/dri:/dev/dri:rwm"], group_add=["video"],
+                  security_opt=["seccomp=unconfined"])
+    if vendor != "cpu" and count > 1:
+        kw["shm_size"] = "16g"  # NCCL/RCCL between the GPUs of one container go through /dev/shm
+    return kw
+
+
+def container_env(vendor: str, image_ref: str, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The allow-listed environment (process.child_env), less what describes the host, plus the container's."""
+    env = {k: v for k, v in process.child_env().items() if k not in HOST_SPECIFIC}
+    if vendor != "amd":
+        # NVIDIA: the container's GPUs are numbered from 0 again; a host index would point at the wrong one
+        env = {k: v for k, v in env.items() if k not in GPU_SELECTION}
+    env.update(
+        HOME="/tmp", PYTHONPATH=WORKSPACE, PYTHONDONTWRITEBYTECODE="1", LLMPERF_NB_CACHE=CACHE,
+        HF_HOME=f"{CACHE}/huggingface",  # hub downloads outlive the setup container
+        LLMPERF_NB_IMAGE=image_ref,  # provenance: the setup step records it with the hardware
+    )
+    env.update(extra_env or {})  # HF_TOKEN, for the setup step only (notebook.run_step)
+    return env
+
+
+# --- image tags ---
+
+
+def image_tag(engine_name: str, platform: str, dockerfile: Path, context: Path,
+              build_args: Mapping[str, str] | None = None) -> str:
+    return f"llmperf-nb/{engine_name}:{platform}-{inputs_hash(dockerfile, context, build_args)[:12]}"
+
+
+def inputs_hash(dockerfile: Path, context: Path, build_args: Mapping[str, str] | None = None) -> str:
+    """sha256 of what decides the image: the Dockerfile, the files it COPYs or ADDs, the build arguments."""
+    text = dockerfile.read_text()
+    h = hashlib.sha256()
+    h.update(b"dockerfile\0" + text.encode())
+    for rel, path in copied_files(text, context):
+        h.update(f"\0file\0{rel}\0".encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest() if path else b"missing")
+    h.update(b"\0args\0" + json.dumps(dict(build_args or {}), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined and comment lines dropped."""
+    out, current = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue  # also inside a continued instruction, as Docker reads it
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        word, _, rest = current.strip().partition(" ")
+        out.append((word.upper(), rest.strip()))
+        current = ""
+    if current.strip():
+        word, _, rest = current.strip().partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+def copied_files(text: str, context: Path) -> list[tuple[str, Path | None]]:
+    """Files of the build context that COPY/ADD take in, sorted; (pattern, None) for one that matches nothing."""
+    found: dict[str, Path | None] = {}
+    for word, rest in instructions(text):
+        if word not in ("COPY", "ADD"):
+            continue
+        args = json.loads(rest) if rest.startswith("[") else shlex.split(rest)
+        if any(a.startswith("--from") for a in args):
+            continue  # from another stage or image, not from the context
+        sources = [a for a in args if not a.startswith("--")][:-1]
+        for src in sources:
+            if re.match(r"^[a-z]+://", src):
+                found[src] = None  # ADD of a URL: the URL itself is the input
+                continue
+            matches = sorted(context.glob(src.lstrip("/"))) if src.strip("./") else [context]
+            if not matches:
+                found[src] = None
+            for m in matches:
+                for f in (sorted(p for p in m.rglob("*") if p.is_file()) if m.is_dir() else [m]):
+                    found[f.relative_to(context).as_posix()] = f
+    return sorted(found.items())
+
+
+def base_images(text: str, build_args: Mapping[str, str] | None = None) -> list[str]:
+    """The images the FROM lines name, with global ARG defaults and build arguments filled in."""
+    args: dict[str, str] = {}
+    stages: set[str] = set()
+    bases = []
+    for word, rest in instructions(text):
+        if word == "ARG" and not bases:
+            for item in shlex.split(rest):
+                key, _, value = item.partition("=")
+                args[key] = value
+        elif word == "FROM":
+            parts = rest.split()
+            flags = [p for p in parts if p.startswith("--")]
+            parts = [p for p in parts if not p.startswith("--")]
+            image = _expand(parts[0], {**args, **(build_args or {})})
+            if len(parts) >= 3 and parts[1].lower() == "as":
+                stages.add(parts[2])
+            if image not in stages and image != "scratch" and not flags:
+                bases.append(image)
+    return bases
+
+
+def _expand(word: str, values: Mapping[str, str]) -> str:
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), ""), word)
+
+
+def _build_lines(chunk: dict) -> list[str]:
+    if "stream" in chunk:
+        return [line + "\n" for line in chunk["stream"].splitlines() if line.strip()]
+    if "status" in chunk and not chunk.get("progressDetail"):  # pulls: one line per layer state, no bars
+        return [f"{chunk.get('id', '')} {chunk['status']}".strip() + "\n"]
+    return []
+
+
+# --- the daemon ---
+
+
+def connect():
+    """A client of the daemon DOCKER_HOST names (default: /var/run/docker.sock), checked with a ping."""
+    import docker
+
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if where.startswith("unix://"):
+        # try the socket first: the SDK leaves the socket of a failed connection open (a ResourceWarning)
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(10)
+        try:
+            probe.connect(where[len("unix://"):])
+        except OSError as e:
+            raise ContainerError(unreachable(e, where)) from None
+        finally:
+            probe.close()
+    try:
+        client = docker.from_env()
+    except docker.errors.DockerException as e:
+        raise ContainerError(unreachable(e, where)) from None
+    try:
+        client.ping()
+    except docker.errors.DockerException as e:
+        client.close()
+        raise ContainerError(unreachable(e, where)) from None
+    return client
+
+
+def unreachable(error: Exception, where: str) -> str:
+    """One line on why the daemon at ``where`` does not answer, and what to do."""
+    said = str(error)
+    if "PermissionError" in said or "Permission denied" in said:
+        return (f"permission denied on the Docker socket {where}: add your user to the 'docker' group "
+                "(then log in again), or set DOCKER_HOST to a daemon you may use")
+    if "FileNotFoundError" in said or "No such file" in said:
+        return (f"no Docker daemon at {where} (the socket is missing): start one (as root: "
+                "docker/dev/start-dockerd.sh, then export the DOCKER_HOST it prints)")
+    if "ConnectionRefused" in said or "Connection refused" in said:
+        return f"the Docker daemon at {where} refuses connections: is it running?"
+    return f"cannot reach the Docker daemon at {where}: {said.splitlines()[0] if said else type(error).__name__}"
+
+
+def _explain(error) -> str:
+    explanation = getattr(error, "explanation", None)
+    return str(explanation or error).strip().splitlines()[0]
