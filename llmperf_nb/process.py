@@ -82,7 +82,7 @@ def run(
     deadline = None if timeout is None else start + timeout
     try:
         _pump(proc, lines, recent, on_line, deadline)
-    except _Deadline:
+    except Deadline:
         _kill(proc)
         raise StepTimeout(
             f"stopped after {timeout:.0f} s (time limit): {' '.join(argv)[:200]}\n" + "\n".join(recent)
@@ -110,42 +110,52 @@ def first_error(output: str) -> str | None:
     return None
 
 
-class _Deadline(Exception):
-    pass
+class Deadline(Exception):
+    """The deadline passed before the source ended (callers stop the process or container)."""
 
 
-def _pump(proc, lines, recent, on_line, deadline):
-    """Read lines on a thread so that a child that prints nothing still meets its deadline."""
+def pump(source, lines: list, recent, on_line, deadline: float | None) -> None:
+    """Collect the lines of ``source`` (an iterator) on a thread, so that a source that prints
+    nothing still meets ``deadline`` (time.monotonic). An error in the reader is raised here."""
     import queue
     import threading
 
-    q: queue.Queue[str | None] = queue.Queue()
+    q: queue.Queue = queue.Queue()
 
     def reader():
-        for line in proc.stdout:
-            q.put(line)
-        q.put(None)
+        try:
+            for line in source:
+                q.put(line)
+            q.put(None)
+        except BaseException as e:  # handed to the caller's thread, which raises it
+            q.put(e)
 
     threading.Thread(target=reader, daemon=True).start()
     while True:
         wait = None if deadline is None else deadline - time.monotonic()
         if wait is not None and wait <= 0:
-            raise _Deadline
+            raise Deadline
         try:
-            line = q.get(timeout=wait)
+            item = q.get(timeout=wait)
         except queue.Empty:
-            raise _Deadline from None
-        if line is None:
-            break
-        lines.append(line)
-        recent.append(line.rstrip("\n"))
+            raise Deadline from None
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        lines.append(item)
+        recent.append(item.rstrip("\n"))
         if on_line:
-            on_line(line)
+            on_line(item)
+
+
+def _pump(proc, lines, recent, on_line, deadline):
+    pump(proc.stdout, lines, recent, on_line, deadline)
     remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
     try:
         proc.wait(timeout=remaining)
     except subprocess.TimeoutExpired:
-        raise _Deadline from None
+        raise Deadline from None
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -14,12 +14,10 @@ import codecs
 import hashlib
 import json
 import os
-import queue
 import re
 import shlex
 import signal
 import socket
-import threading
 import time
 import uuid
 from collections import deque
@@ -240,8 +238,8 @@ def run_container(
             try:
                 state = container.wait(timeout=remaining)
             except requests.exceptions.RequestException:  # wait's own timeout
-                raise _Deadline from None
-        except _Deadline:  # the finally below kills the container as it removes it
+                raise process.Deadline from None
+        except process.Deadline:  # the finally below kills the container as it removes it
             raise StepTimeout(f"stopped after {timeout:.0f} s (time limit): {' '.join(argv)[:200]} in a container "
                               f"of {image[:19]}\n" + "\n".join(recent)) from None
         code = state["StatusCode"]
@@ -270,47 +268,27 @@ def _remove(client, container, name: str) -> None:
             raise ContainerError(f"cannot remove container {name}: {_explain(e)} (docker rm -f {name})") from None
 
 
-class _Deadline(Exception):
-    pass
+def _log_lines(container):
+    """The container's merged output, decoded, a line at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+        pending += decoder.decode(chunk)
+        *done, pending = pending.split("\n")
+        for line in done:
+            yield line + "\n"
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        yield pending
 
 
 def _pump(container, lines, recent, on_line, deadline) -> None:
-    """Read the log stream on a thread, so that a container that prints nothing still meets its deadline."""
-    q: queue.Queue[str | BaseException | None] = queue.Queue()
-
-    def reader():
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        pending = ""
-        try:
-            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
-                pending += decoder.decode(chunk)
-                *done, pending = pending.split("\n")
-                for line in done:
-                    q.put(line + "\n")
-            pending += decoder.decode(b"", final=True)
-            if pending:
-                q.put(pending)
-            q.put(None)
-        except BaseException as e:  # handed to the main thread, which raises it
-            q.put(e)
-
-    threading.Thread(target=reader, daemon=True).start()
-    while True:
-        wait = None if deadline is None else deadline - time.monotonic()
-        if wait is not None and wait <= 0:
-            raise _Deadline
-        try:
-            item = q.get(timeout=wait)
-        except queue.Empty:
-            raise _Deadline from None
-        if item is None:
-            return
-        if isinstance(item, BaseException):
-            raise ContainerError(f"lost the output of the container: {item}") from None
-        lines.append(item)
-        recent.append(item.rstrip("\n"))
-        if on_line:
-            on_line(item)
+    try:
+        process.pump(_log_lines(container), lines, recent, on_line, deadline)
+    except process.Deadline:
+        raise
+    except Exception as e:  # the SDK's stream broke: docker.errors.APIError, a closed connection
+        raise ContainerError(f"lost the output of the container: {e}") from None
 
 
 def _returncode(status: int) -> int:
