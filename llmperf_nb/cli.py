@@ -31,7 +31,7 @@ def _run(args) -> int:
     s = pipeline.run(p, out, cache, runner=args.runner, force=args.force, progress=not args.no_progress,
                      only=args.only)
     index = report.build(out / "results", out, title=p.name)
-    print(f"cells: {s.ran} run, {s.reused} reused, {s.failed} failed, {s.skipped} not for this machine")
+    print(f"cells: {s.ran} run, {s.reused} reused, {s.failed} failed, {s.skipped} not run here (see the report)")
     print(f"report: {index}")
     return 1 if s.failed else 0
 
