@@ -25,6 +25,11 @@ from .exceptions import EngineError, LlmPerfError
 STEPS = ("setup", "compile", "benchmark")
 
 
+def command(python: str, step: str, cell_dir, cache_dir) -> list[str]:
+    """The argv that runs ``step`` for a cell, under ``python`` (a runner's own interpreter)."""
+    return [python, "-m", "llmperf_nb.steps", step, str(cell_dir), "--cache-dir", str(cache_dir)]
+
+
 def _write_json(path: Path, doc: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")

@@ -138,6 +138,19 @@ class Engine(ABC):
         )
 
 
+def cache_key(*parts) -> str:
+    """A short, stable hash of a compile step's inputs: the name of its cached artifact."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of every file below ``path``."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
 def gpu_indices(cell: Cell) -> list[int]:
     """NVML indices of the GPUs a cell uses (NVML ignores CUDA_VISIBLE_DEVICES, so map through it)."""
     import os

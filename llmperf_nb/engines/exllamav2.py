@@ -14,7 +14,6 @@ Exllama v1's ``test_benchmark_inference.py -p`` (:mod:`llmperf_nb.parsers.exllam
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from ..exceptions import ConfigError, EngineError, WeightsError
 from ..models import get_model
 from ..parsers import exllamav2 as parsers
 from ..process import python
-from .base import Engine, Measurement, Prepared, measurement_from_raw, workload_args
+from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
 GPTQ_WRITER_VERSION = 1  # bump when weights/gptq.py writes different bytes for the same inputs
 
@@ -115,7 +114,7 @@ def _synthetic(cell: Cell, cache_dir: Path, fmt: str) -> Prepared:
     from ..weights.gptq import write_synthetic_gptq
 
     spec = get_model(cell.model)
-    key = _key(spec.__dict__, cell.seed, GPTQ_WRITER_VERSION)
+    key = cache_key(spec.__dict__, cell.seed, GPTQ_WRITER_VERSION)
     out = cache_dir / "gptq" / f"{spec.name}-GPTQ-4bit-g128-synthetic-{key}"
     provenance = {"generator": f"llmperf_nb.weights.gptq v{GPTQ_WRITER_VERSION}, seed {cell.seed}"}
     cached = out.is_dir()
@@ -155,6 +154,3 @@ def _has_exl2_tensors(folder: Path) -> bool:
 def _safetensors_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.glob("*.safetensors"))
 
-
-def _key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -8,8 +8,6 @@ the timing lines of llama.cpp's completion programs (:mod:`llmperf_nb.parsers.ll
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from ..exceptions import ConfigError, EngineError, WeightsError
 from ..models import get_model
 from ..parsers import llama_cpp as parsers
 from ..process import python
-from .base import Engine, Measurement, Prepared, measurement_from_raw, workload_args
+from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
 GGUF_WRITER_VERSION = 1  # bump when weights/gguf.py writes different bytes for the same inputs
 
@@ -71,7 +69,7 @@ class LlamaCpp(Engine):
         qtype = self._gguf_type(cell.quantization)
         fmt = self.weight_format(cell.quantization)
         if weights["synthetic"]:
-            key = _key(spec.__dict__, qtype, cell.seed, GGUF_WRITER_VERSION)
+            key = cache_key(spec.__dict__, qtype, cell.seed, GGUF_WRITER_VERSION)
             path = cache_dir / "gguf" / f"{spec.name}-{qtype}-synthetic-{key}.gguf"
             provenance = {"generator": f"llmperf_nb.weights.gguf v{GGUF_WRITER_VERSION}, seed {cell.seed}",
                           "bytes": None}
@@ -89,7 +87,7 @@ class LlamaCpp(Engine):
         if src.is_file() and src.suffix == ".gguf":
             # a GGUF given as local weights is benchmarked as it is
             return Prepared(str(src), f"GGUF (as given): {src.name}", {"bytes": src.stat().st_size})
-        key = _key(weights.get("revision") or weights.get("path"), qtype)
+        key = cache_key(weights.get("revision") or weights.get("path"), qtype)
         out = cache_dir / "gguf" / f"{cell.model}-{qtype}-{key}.gguf"
         if out.exists():
             return Prepared(str(out), fmt, {"bytes": out.stat().st_size}, cached=True)
@@ -140,9 +138,6 @@ def _llama_bench() -> str:
         raise EngineError("crosscheck needs llama.cpp's llama-bench: put it on PATH or set LLAMA_BENCH")
     return found
 
-
-def _key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def _converter() -> str:

@@ -26,7 +26,6 @@ against MLC's source and are untested end to end; only the argv building and par
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -38,7 +37,7 @@ from ..exceptions import ConfigError
 from ..models import get_model
 from ..parsers import mlc as parsers
 from ..process import python
-from .base import Engine, Measurement, Prepared, measurement_from_raw, workload_args
+from .base import Engine, Measurement, Prepared, cache_key, folder_bytes, measurement_from_raw, workload_args
 
 if TYPE_CHECKING:
     from ..cells import Cell
@@ -143,11 +142,11 @@ class Mlc(Engine):
         else:
             source = {"revision": weights.get("revision"), "path": weights.get("path"), "sha256": weights.get("sha256")}
             provenance = {}
-        out = cache_dir / "mlc" / f"{spec.name}-{settings['quantization']}-{_key(source, settings, PREPARE_VERSION)}"
+        out = cache_dir / "mlc" / f"{spec.name}-{settings['quantization']}-{cache_key(source, settings, PREPARE_VERSION)}"
         lib = out / "lib.so"
         extra = {"model_lib": str(lib), "settings": settings}
         if lib.exists() and (out / "mlc-chat-config.json").exists():
-            return Prepared(str(out), fmt, {**provenance, "bytes": _dir_bytes(out)}, cached=True, extra=extra)
+            return Prepared(str(out), fmt, {**provenance, "bytes": folder_bytes(out)}, cached=True, extra=extra)
 
         if weights["synthetic"]:
             hf_dir = self._synthetic_hf(spec, cache_dir, cell.seed)
@@ -166,7 +165,7 @@ class Mlc(Engine):
             run(cmds["gen_config"], **echo)
         run(cmds["compile"], **echo)
         os.replace(out / "lib-partial.so", lib)
-        return Prepared(str(out), fmt, {**provenance, "bytes": _dir_bytes(out)}, extra=extra)
+        return Prepared(str(out), fmt, {**provenance, "bytes": folder_bytes(out)}, extra=extra)
 
     def benchmark_argv(self, cell: Cell, prepared: Prepared, raw_path: Path) -> list[str]:
         settings = self.build_settings(cell)
@@ -192,7 +191,7 @@ class Mlc(Engine):
     def _synthetic_hf(spec, cache_dir: Path, seed: int) -> Path:
         from ..weights.hf import WRITER_VERSION, tensor_shapes, write_synthetic_hf
 
-        hf_dir = cache_dir / "hf" / f"{spec.name}-synthetic-{_key(spec.__dict__, seed, WRITER_VERSION)}"
+        hf_dir = cache_dir / "hf" / f"{spec.name}-synthetic-{cache_key(spec.__dict__, seed, WRITER_VERSION)}"
         if not (hf_dir / "config.json").exists():
             write_synthetic_hf(spec, hf_dir, seed=seed, weights=True)
         index = hf_dir / "model.safetensors.index.json"
@@ -219,9 +218,3 @@ def _converted(out: Path) -> bool:
     return (out / "tensor-cache.json").exists() or (out / "ndarray-cache.json").exists()
 
 
-def _key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())

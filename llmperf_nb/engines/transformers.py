@@ -15,8 +15,6 @@ Benchmark: :mod:`llmperf_nb.drivers.transformers`. Import: the output of the ori
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -25,7 +23,7 @@ from ..exceptions import ConfigError, EngineError, WeightsError
 from ..models import get_model
 from ..parsers import transformers as parsers
 from ..process import python
-from .base import Engine, Measurement, Prepared, measurement_from_raw, workload_args
+from .base import Engine, Measurement, Prepared, cache_key, folder_bytes, measurement_from_raw, workload_args
 
 if TYPE_CHECKING:
     from ..cells import Cell
@@ -76,7 +74,7 @@ class Transformers(Engine):
         from ..weights import hf
 
         random_init = spec.n_params > RANDOM_INIT_ABOVE
-        key = _key(spec.__dict__, cell.seed, hf.WRITER_VERSION, random_init)
+        key = cache_key(spec.__dict__, cell.seed, hf.WRITER_VERSION, random_init)
         out = cache_dir / "hf" / f"{spec.name}-synthetic-{key}"
         generator = (f"random init on device from config (no file), seed {cell.seed}" if random_init
                      else f"llmperf_nb.weights.hf v{hf.WRITER_VERSION} seed {cell.seed}")
@@ -86,7 +84,7 @@ class Transformers(Engine):
             out.parent.mkdir(parents=True, exist_ok=True)
             hf.write_synthetic_hf(spec, out, seed=cell.seed, weights=not random_init)
         # with random init nothing on disk holds the weights: no file size to report
-        size = None if random_init else _folder_bytes(out)
+        size = None if random_init else folder_bytes(out)
         return Prepared(str(out), fmt, {"generator": generator, "bytes": size, **_quantized(cell)},
                         cached=cached, extra=extra)
 
@@ -131,16 +129,10 @@ _INT4_CPU = ("HF transformers' int4 path is bitsandbytes 4-bit, which runs on CU
 def _prepare_real(path: Path, fmt: str) -> Prepared:
     if not (path.is_dir() and (path / "config.json").exists()):
         raise WeightsError(f"HF transformers loads a checkpoint folder with a config.json; {path} is not one")
-    return Prepared(str(path), fmt, {"bytes": _folder_bytes(path)})
+    return Prepared(str(path), fmt, {"bytes": folder_bytes(path)})
 
 
 def _quantized(cell: Cell) -> dict:
     return {"quantized_at_load": "bitsandbytes nf4"} if cell.quantization == "int4" else {}
 
 
-def _folder_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
-
-
-def _key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]

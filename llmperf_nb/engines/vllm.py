@@ -21,7 +21,6 @@ Python sources. Dummy loading with quantization="awq" is plausible from that sou
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from ..exceptions import ConfigError
 from ..models import get_model
 from ..parsers import vllm as parsers
 from ..process import python
-from .base import Engine, Measurement, Prepared, measurement_from_raw, workload_args
+from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
 if TYPE_CHECKING:
     from ..cells import Cell
@@ -93,7 +92,7 @@ class Vllm(Engine):
         from ..weights.hf import WRITER_VERSION, write_synthetic_hf
 
         spec = get_model(cell.model)
-        key = _key(spec.__dict__, quant, WRITER_VERSION, PREPARE_VERSION)
+        key = cache_key(spec.__dict__, quant, WRITER_VERSION, PREPARE_VERSION)
         out = cache_dir / "vllm" / f"{spec.name}-{quant or 'fp16'}-dummy-{key}"
         provenance = {"generator": "vLLM load_format=dummy (random values made by vLLM on the GPU); config and "
                                    f"tokenizer from llmperf_nb.weights.hf v{WRITER_VERSION}", "bytes": None}
@@ -136,6 +135,3 @@ def _require_gpu(cell: Cell) -> None:
         raise ConfigError("vLLM runs here on a GPU only (its CUDA build); the cell asks for the CPU. "
                           "Use the llama_cpp engine for CPU cells, or a GPU in the params file")
 
-
-def _key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .. import gpus, process
+from .. import gpus, process, steps
 from ..engines import registry
 from ..exceptions import ContainerError, ProcessError, StepTimeout
 from ..paths import ROOT
@@ -152,7 +152,7 @@ class DockerRunner:
                 raise ContainerError(f"local_weights: {cell.local_path!r} must be an absolute path with "
                                      "--runner docker (the container mounts it at the same place)")
             volumes[cell.local_path] = {"bind": cell.local_path, "mode": "ro"}
-        argv = ["python", "-m", "llmperf_nb.steps", step, inside, "--cache-dir", CACHE]
+        argv = steps.command("python", step, inside, CACHE)
         network = DOWNLOAD_NETWORK if step == "setup" and cell.weights == "hub" else "none"
         return run_container(
             self.client, image.id, argv, timeout=timeout, on_line=on_line,
@@ -173,10 +173,6 @@ class DockerRunner:
         elif vendor == "amd" and not os.path.exists("/dev/kfd"):
             raise ContainerError(f"the cell asks for {label} but this host has no /dev/kfd: the amdgpu kernel "
                                  "driver (ROCm) is not loaded, so no container can use an AMD GPU")
-
-    def describe(self) -> dict:
-        version = self.client.version()
-        return {"runner": "docker", "server": version.get("Version"), "api": version.get("ApiVersion")}
 
 
 def _record_skip(cell, cell_dir: Path, reason: str, on_line) -> process.Completed:

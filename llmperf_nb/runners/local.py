@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import process
+from .. import process, steps
 
 
 class LocalRunner:
@@ -23,8 +23,5 @@ class LocalRunner:
         on_line: Callable[[str], None] | None = None,
         extra_env: dict | None = None,
     ) -> process.Completed:
-        argv = [sys.executable, "-m", "llmperf_nb.steps", step, str(cell_dir), "--cache-dir", str(cache_dir)]
+        argv = steps.command(sys.executable, step, cell_dir, cache_dir)
         return process.run(argv, timeout=timeout, on_line=on_line, extra_env=extra_env)
-
-    def describe(self) -> dict:
-        return {"runner": "local", "python": sys.executable}
