@@ -1,8 +1,14 @@
-"""Memory and power readings taken while a benchmark runs.
+"""Memory and energy readings taken while a benchmark runs.
 
-GPU: NVML (nvidia-ml-py) sampled on a thread; memory is the device's used memory (all processes
-on the device, which on a benchmark host is the benchmark), power is board power. CPU: the
-process's peak resident set. Imported by drivers, so standard library only at import time.
+GPU: NVML (nvidia-ml-py). The timing loop calls :meth:`NvmlSampler.mark` just before and just after
+each decode, outside the timed span: one reading of the GPUs' energy counters (millijoules since
+the driver loaded) and used memory. No thread runs beside the benchmark, because a thread calling
+NVML every few milliseconds competes with the benchmark for the GIL and the driver (seen as a few
+per cent of llama.cpp's decode speed on an H200). Only where a GPU has no energy counter (before
+Volta), or where the engine keeps its own clock (vLLM), does a thread sample power every 20 ms.
+Memory is the device's used memory (all processes on the device, which on a benchmark host is the
+benchmark). CPU: the process's peak resident set. Imported by drivers: standard library only at
+import time.
 """
 
 from __future__ import annotations
@@ -18,9 +24,9 @@ def process_peak_rss_bytes() -> int:
 
 
 class NvmlSampler:
-    """Samples used memory and power of the given GPUs every ``interval`` seconds."""
+    """Energy, power and used memory of the given GPUs, read at marks or sampled on a thread."""
 
-    def __init__(self, indices: list[int] | None = None, interval: float = 0.02):
+    def __init__(self, indices: list[int] | None = None, interval: float = 0.02, continuous: bool = False):
         import pynvml  # nvidia-ml-py; raises ImportError where it is absent
 
         self._nvml = pynvml
@@ -28,41 +34,55 @@ class NvmlSampler:
         count = pynvml.nvmlDeviceGetCount()
         self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in (indices or range(count))]
         self.interval = interval
-        self.samples: list[tuple[float, float, int]] = []  # (t, watts summed, bytes used summed)
-        self.energy: list[tuple[float, float]] = []  # (t, joules since boot summed), where the GPU counts it
+        self.samples: list[tuple[float, float | None, int]] = []  # (t, watts summed or None, bytes used summed)
+        self.energy: list[tuple[float, float]] = []  # (t, joules since the driver loaded, summed)
+        self.has_energy_counter = self._joules() is not None
+        # the thread samples power where there is no counter to read at the marks
+        self.continuous = continuous or not self.has_energy_counter
+        self.source = ("nvml_power_samples" if not self.has_energy_counter
+                       else "nvml_energy_counter_sampled" if self.continuous else "nvml_energy_counter")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
-        self.baseline_bytes = self._read()[1]
+        self.baseline_bytes = self._used()
 
-    def _read(self) -> tuple[float, int]:
-        n = self._nvml
-        watts = sum(n.nvmlDeviceGetPowerUsage(h) for h in self.handles) / 1000.0
-        used = sum(n.nvmlDeviceGetMemoryInfo(h).used for h in self.handles)
-        return watts, used
+    def _used(self) -> int:
+        return sum(self._nvml.nvmlDeviceGetMemoryInfo(h).used for h in self.handles)
+
+    def _watts(self) -> float:
+        return sum(self._nvml.nvmlDeviceGetPowerUsage(h) for h in self.handles) / 1000.0
 
     def _joules(self) -> float | None:
         try:
             return sum(self._nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self.handles) / 1000.0
-        except self._nvml.NVMLError:  # counter not supported on this GPU: fall back to power samples
+        except self._nvml.NVMLError:  # no counter on this GPU: power samples instead
             return None
+
+    def mark(self) -> None:
+        """One reading now: the energy counter (where there is one) and used memory."""
+        joules = self._joules() if self.has_energy_counter else None
+        now = time.perf_counter()
+        if joules is not None:
+            self.energy.append((now, joules))
+        self.samples.append((now, None, self._used()))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            watts, used = self._read()
+            watts, used = self._watts(), self._used()
             now = time.perf_counter()
             self.samples.append((now, watts, used))
-            joules = self._joules()
-            if joules is not None:
-                self.energy.append((now, joules))
+            if self.has_energy_counter:
+                self.energy.append((now, self._joules()))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> NvmlSampler:
-        self._thread.start()
+        if self.continuous:
+            self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+        if self.continuous:
+            self._stop.set()
+            self._thread.join()
         self._nvml.nvmlShutdown()
 
     @property
@@ -70,33 +90,42 @@ class NvmlSampler:
         return max((s[2] for s in self.samples), default=None)
 
     def energy_joules(self, start: float, end: float) -> float | None:
-        """Energy over [start, end] (perf_counter seconds): the GPU's energy counter where it has one
-        (power readings on recent GPUs are 1-second averages, too coarse for a decode of a few
-        seconds), else the trapezoid integral of the power samples."""
-        inside = [(t, j) for t, j in self.energy if start <= t <= end]
-        if len(inside) >= 2:
-            (t0, j0), (t1, j1) = inside[0], inside[-1]
-            return (j1 - j0) * (end - start) / (t1 - t0) if t1 > t0 else None
-        pts = [(t, w) for t, w, _ in self.samples if start <= t <= end]
-        if len(pts) < 2:
-            return None
-        return sum((t1 - t0) * (w0 + w1) / 2 for (t0, w0), (t1, w1) in zip(pts, pts[1:], strict=False))
+        return energy_between(self.energy, [(t, w) for t, w, _ in self.samples if w is not None], start, end)
 
     def mean_watts(self, start: float, end: float) -> float | None:
         joules = self.energy_joules(start, end)
-        if joules is not None and end > start:
-            return joules / (end - start)
-        ws = [w for t, w, _ in self.samples if start <= t <= end]
-        return sum(ws) / len(ws) if ws else None
+        return joules / (end - start) if joules is not None and end > start else None
 
 
-def gpu_sampler(indices: list[int] | None = None):
+def energy_between(counter: list[tuple[float, float]], power: list[tuple[float, float]],
+                   start: float, end: float) -> float | None:
+    """Joules spent over [start, end] (perf_counter seconds).
+
+    From the energy counter where there is one: the readings nearest outside the span (the marks
+    around a decode), scaled to its length. Otherwise the trapezoid integral of the power samples
+    inside the span. None when the readings do not cover the span.
+    """
+    if counter:
+        before = [p for p in counter if p[0] <= start]
+        after = [p for p in counter if p[0] >= end]
+        (t0, j0) = before[-1] if before else min(counter)
+        (t1, j1) = after[0] if after else max(counter)
+        if t1 > t0 and t0 <= start + (end - start) / 2 <= t1:
+            return (j1 - j0) * (end - start) / (t1 - t0)
+        return None
+    pts = [(t, w) for t, w in power if start <= t <= end]
+    if len(pts) < 2:
+        return None
+    return sum((t1 - t0) * (w0 + w1) / 2 for (t0, w0), (t1, w1) in zip(pts, pts[1:], strict=False))
+
+
+def gpu_sampler(indices: list[int] | None = None, continuous: bool = False):
     """An NvmlSampler, or None where NVML is not available (CPU hosts, AMD)."""
     try:
         import pynvml
     except ImportError:
         return None
     try:
-        return NvmlSampler(indices)
+        return NvmlSampler(indices, continuous=continuous)
     except pynvml.NVMLError:  # no NVIDIA driver on this host
         return None

@@ -42,8 +42,11 @@ def parse_ids(text: str) -> list[int]:
 
 
 def sample(prompt_tokens: int, generated: list[int], t0: float, t_first: float, t_last: float,
-           latencies: list[float], nvml=None) -> dict:
-    decode_s = t_last - t_first
+           latencies: list[float], nvml=None, decode_start: float | None = None) -> dict:
+    """``decode_start``: when the first decode pass began (``t_first`` unless a reading was taken
+    between the prefill and the decode, outside the timed span)."""
+    decode_start = t_first if decode_start is None else decode_start
+    decode_s = t_last - decode_start
     s = {
         "prompt_tokens": prompt_tokens,
         "gen_tokens": len(generated),
@@ -56,17 +59,24 @@ def sample(prompt_tokens: int, generated: list[int], t0: float, t_first: float, 
         "first_token_ids": generated[:8],
     }
     if nvml is not None:
-        s["decode_energy_j"] = nvml.energy_joules(t_first, t_last)
-        s["decode_mean_w"] = nvml.mean_watts(t_first, t_last)
+        s["decode_energy_j"] = nvml.energy_joules(decode_start, t_last)
+        s["decode_mean_w"] = nvml.mean_watts(decode_start, t_last)
     return s
 
 
 def generate(stepper: Stepper, ids: list[int], gen_len: int, nvml=None) -> dict:
-    """One repetition: prefill, then greedy decoding until ``gen_len`` tokens exist (EOS ignored)."""
+    """One repetition: prefill, then greedy decoding until ``gen_len`` tokens exist (EOS ignored).
+
+    With ``nvml``, the GPUs' energy counters are read just before and just after the decode, outside
+    the timed span.
+    """
     stepper.reset()
     t0 = time.perf_counter()
     token = stepper.prefill(ids)
-    t_first = last = time.perf_counter()
+    t_first = time.perf_counter()
+    if nvml is not None:
+        nvml.mark()
+    decode_start = last = time.perf_counter()
     generated, latencies = [token], []
     for _ in range(gen_len - 1):
         token = stepper.decode(token)
@@ -74,16 +84,20 @@ def generate(stepper: Stepper, ids: list[int], gen_len: int, nvml=None) -> dict:
         latencies.append(now - last)
         last = now
         generated.append(token)
-    return sample(len(ids), generated, t0, t_first, last, latencies, nvml)
+    if nvml is not None:
+        nvml.mark()
+    return sample(len(ids), generated, t0, t_first, last, latencies, nvml, decode_start)
 
 
-def measure(one_run, args) -> dict:
+def measure(one_run, args, continuous: bool = False) -> dict:
     """Warm-up runs, then measured runs until both ``--reps`` and ``--min-time`` are met.
 
-    ``one_run(nvml)`` returns a sample. Returns the raw document's timing part.
+    ``one_run(nvml)`` returns a sample. Returns the raw document's timing part. ``continuous``:
+    sample the GPUs on a thread, for engines whose timestamps come from inside the engine (vLLM),
+    where readings at marks around the decode cannot be taken.
     """
     indices = [int(i) for i in args.gpus.split(",") if i.strip()] if args.gpus else []
-    nvml = telemetry.gpu_sampler(indices) if indices else None
+    nvml = telemetry.gpu_sampler(indices, continuous=continuous) if indices else None
     warm, samples = [], []
     started = time.perf_counter()
     with nvml if nvml is not None else _Null():
@@ -97,6 +111,7 @@ def measure(one_run, args) -> dict:
     doc = {"warmup_samples": warm, "samples": samples, "wall_s": time.perf_counter() - started}
     if nvml is not None:
         doc["peak_mem_bytes"], doc["peak_mem_kind"] = nvml.peak_bytes, "gpu_device_used_nvml"
+        doc["energy_source"] = nvml.source
     else:
         doc["peak_mem_bytes"], doc["peak_mem_kind"] = telemetry.process_peak_rss_bytes(), "process_max_rss"
     return doc

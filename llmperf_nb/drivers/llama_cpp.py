@@ -1,7 +1,9 @@
 """llama.cpp benchmark driver, through llama-cpp-python's low-level (C API) bindings.
 
-Greedy sampling runs in llama.cpp's own sampler (C), so Python adds a few microseconds a token;
-the timing loop is :mod:`llmperf_nb.drivers.common`.
+Greedy sampling is numpy's argmax over the logits llama.cpp returns (``--sampler argmax``, about
+10 us a token for a 32000 vocabulary), or llama.cpp's own greedy sampler (``--sampler llama``,
+which first copies the whole vocabulary into a candidate array each token). The timing loop is
+:mod:`llmperf_nb.drivers.common`.
 
     python -m llmperf_nb.drivers.llama_cpp bench --model M.gguf --prompt-ids 1,1724,... --out raw.json
     python -m llmperf_nb.drivers.llama_cpp quantize IN.gguf OUT.gguf Q4_0
@@ -60,6 +62,9 @@ class Stepper:
         sp.no_perf = True
         self.sampler = L.llama_sampler_chain_init(sp)
         L.llama_sampler_chain_add(self.sampler, L.llama_sampler_init_greedy())
+        self.use_argmax = args.sampler == "argmax"
+        self.n_vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(self.model))
+        self._logits = (None, None)  # (address, numpy view) of llama.cpp's logits buffer
         self.tok = (L.llama_token * 1)()
         # built once: the batch points at self.tok, so each decode only changes the token
         self.one = L.llama_batch_get_one(self.tok, 1)
@@ -71,8 +76,16 @@ class Stepper:
     def _step(self, batch) -> int:
         if self.L.llama_decode(self.ctx, batch) != 0:
             sys.exit("llama_decode failed (context full?)")
-        # reading the sampled id waits for the device to finish the pass
-        return self.L.llama_sampler_sample(self.sampler, self.ctx, -1)
+        # reading the logits (or the sampled id) waits for the device to finish the pass
+        if not self.use_argmax:
+            return self.L.llama_sampler_sample(self.sampler, self.ctx, -1)
+        ptr = self.L.llama_get_logits_ith(self.ctx, -1)
+        address = ctypes.cast(ptr, ctypes.c_void_p).value
+        if address != self._logits[0]:  # the buffer moves only when llama.cpp reallocates it
+            import numpy as np
+
+            self._logits = (address, np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)))
+        return int(self._logits[1].argmax())
 
     def prefill(self, ids: list[int]) -> int:
         self.prompt = (self.L.llama_token * len(ids))(*ids)  # kept alive while the batch points at it
@@ -109,7 +122,8 @@ def bench(args) -> None:
         engine_version=f"llama-cpp-python {L.__version__} (llama.cpp vendored in it); {info}",
         prompt_token_ids=ids,
         settings={"n_gpu_layers": args.n_gpu_layers, "threads": args.threads, "n_batch": args.n_batch,
-                  "n_ctx": args.n_ctx, "flash_attn": args.flash_attn, "split_mode": args.split_mode},
+                  "n_ctx": args.n_ctx, "flash_attn": args.flash_attn, "split_mode": args.split_mode,
+                  "sampler": args.sampler},
         **stepper.facts(),
     )
     stepper.close()
@@ -160,6 +174,8 @@ def main(argv=None) -> None:
     b.add_argument("--n-batch", type=int, default=512)
     b.add_argument("--n-ctx", type=int, default=0)
     b.add_argument("--flash-attn", choices=FLASH_ATTN, default="auto")
+    b.add_argument("--sampler", choices=["argmax", "llama"], default="argmax",
+                   help="greedy pick: numpy argmax over the logits, or llama.cpp's greedy sampler")
     b.add_argument("--llama-bench", help="also run this llama-bench on the same file and settings (cross-check)")
     q = sub.add_parser("quantize")
     q.add_argument("inp")

@@ -107,7 +107,7 @@ def bench(args) -> None:
         out = llm.generate([prompt], params, use_tqdm=False)[0]
         return sample_from_output(out, len(ids), t_call, time.perf_counter(), nvml)
 
-    doc = common.measure(one_run, args)
+    doc = common.measure(one_run, args, continuous=True)  # metrics' clock: sample throughout
     sources = {s.get("timing_source") for s in doc["samples"]}
     model_config = llm.llm_engine.model_config
     doc.update(

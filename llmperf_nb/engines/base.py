@@ -187,6 +187,14 @@ def workload_args(cell: Cell, raw_path: Path) -> list[str]:
     ]
 
 
+ENERGY_SOURCES = {
+    "nvml_energy_counter": "NVML energy counters of the cell's GPUs, read just before and just after each decode",
+    "nvml_energy_counter_sampled": "NVML energy counters of the cell's GPUs, read every 20 ms on a thread, at the engine's own decode timestamps",
+    "nvml_power_samples": "NVML board power of the cell's GPUs, sampled every 20 ms during decode (no energy counter)",
+    None: "NVML, the cell's GPUs during decode",
+}
+
+
 def measurement_from_raw(cell: Cell, raw_path: Path, build_keys: tuple[str, ...] = ()) -> Measurement:
     """Read what a driver of :mod:`llmperf_nb.drivers.common` wrote."""
     import json
@@ -205,7 +213,7 @@ def measurement_from_raw(cell: Cell, raw_path: Path, build_keys: tuple[str, ...]
         tokens = sum(s["gen_tokens"] - 1 for s in samples)
         energy = {"decode_j_per_token": sum(joules) / tokens,
                   "decode_mean_w": sum(s["decode_mean_w"] for s in samples) / len(samples),
-                  "source": "NVML, the cell's GPUs during decode: energy counter where the GPU has one, else board power sampled every 20 ms"}
+                  "source": ENERGY_SOURCES.get(raw.get("energy_source"), ENERGY_SOURCES[None])}
     return Measurement(
         engine_version=raw["engine_version"],
         prompt_token_ids=raw["prompt_token_ids"],

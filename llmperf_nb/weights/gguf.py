@@ -72,9 +72,9 @@ def _write(spec: ModelSpec, tmp: Path, quant: str, rng: np.random.Generator) -> 
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
-        table = _f16_normal_table(rng)
+        pool = _F16Pool(rng, max(int(np.prod(shape)) for _, shape in tensors)) if quant == "F16" else None
         for _, shape in tensors:
-            writer.write_tensor_data(_random_tensor(rng, shape, quant, table))
+            writer.write_tensor_data(_random_tensor(rng, shape, quant, pool))
     finally:
         writer.close()
 
@@ -172,12 +172,12 @@ def _stored_layout(shape: tuple[int, ...], quant: str) -> tuple:
     return (shape[0], row_bytes), np.uint8, shape[0] * row_bytes, gguf.GGMLQuantizationType.Q4_0
 
 
-def _random_tensor(rng: np.random.Generator, shape: tuple[int, ...], quant: str, table: np.ndarray) -> np.ndarray:
+def _random_tensor(rng: np.random.Generator, shape: tuple[int, ...], quant: str, pool: _F16Pool | None) -> np.ndarray:
     if len(shape) == 1:
         # Ones, as HF initialises RMSNorm: norms then only rescale, keeping activations in range.
         return np.ones(shape, np.float32)
     if quant == "F16":
-        return table[_random_uint16(rng, int(np.prod(shape)))].reshape(shape)
+        return pool.take(shape)
     return _random_q4_0(rng, shape)
 
 
@@ -191,13 +191,33 @@ def _random_q4_0(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray
     return blocks.reshape(shape[0], -1)
 
 
-def _f16_normal_table(rng: np.random.Generator) -> np.ndarray:
-    """65536 draws of normal * 0.02 in fp16, indexed by random uint16s to fill F16 matrices.
+class _F16Pool:
+    """F16 matrices filled from a pool of normal * 0.02 draws (64 MiB), at a random offset each.
 
-    Looking values up is 3-4x faster than drawing each one from the normal distribution, which
-    matters for 70B in F16 (69 G values); each value is still normal * 0.02 distributed.
+    Drawing 69 G values for 70B takes numpy about 10 minutes on one core; copying them from the pool
+    into one reused buffer runs at memory speed, so writing is bound by the disk. Within a tensor the
+    values repeat every ``POOL_VALUES`` (an odd length, so consecutive rows read the pool at shifted
+    offsets); decode speed does not depend on the values, and each is still normal * 0.02 distributed.
     """
-    return (rng.standard_normal(1 << 16, dtype=np.float32) * 0.02).astype(np.float16)
+
+    POOL_VALUES = (1 << 25) + 1
+
+    def __init__(self, rng: np.random.Generator, max_values: int):
+        self.rng = rng
+        table = (rng.standard_normal(1 << 16, dtype=np.float32) * 0.02).astype(np.float16)
+        self.pool = table[_random_uint16(rng, self.POOL_VALUES)]
+        self.buffer = np.empty(max_values, np.float16)  # reused: a fresh array per tensor costs page faults
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A view of the buffer holding the next tensor; valid until the next call."""
+        n = int(np.prod(shape))
+        out, pool = self.buffer[:n], self.pool
+        pos, offset = 0, int(self.rng.integers(len(pool)))
+        while pos < n:
+            take = min(n - pos, len(pool) - offset)
+            out[pos:pos + take] = pool[offset:offset + take]
+            pos, offset = pos + take, 0
+        return out.reshape(shape)
 
 
 def _random_uint16(rng: np.random.Generator, n: int) -> np.ndarray:
