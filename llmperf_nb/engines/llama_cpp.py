@@ -20,7 +20,7 @@ from ..parsers import llama_cpp as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
-GGUF_WRITER_VERSION = 1  # bump when weights/gguf.py writes different bytes for the same inputs
+GGUF_WRITER_VERSION = 2  # bump when weights/gguf.py writes different bytes for the same inputs
 
 if TYPE_CHECKING:
     from ..cells import Cell
