@@ -30,9 +30,11 @@ def _run(args) -> int:
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     s = pipeline.run(p, out, cache, runner=args.runner, force=args.force, progress=not args.no_progress,
                      only=args.only)
-    index = report.build(out / "results", out, title=p.name)
     print(f"cells: {s.ran} run, {s.reused} reused, {s.failed} failed, {s.skipped} not run here (see the report)")
-    print(f"report: {index}")
+    if args.no_report:
+        print(f"results: {out / 'results'} (report not built: llmperf-nb report {out / 'results'})")
+    else:
+        print(f"report: {report.build(out / 'results', out, title=p.name)}")
     return 1 if s.failed else 0
 
 
@@ -99,6 +101,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="run finished cells again")
     r.add_argument("--only", metavar="GLOB", help="run only the cells whose id matches, e.g. '*__h200x2__*'")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-report", action="store_true",
+                   help="run the cells only; build the report later with `llmperf-nb report OUT/results`")
     r.set_defaults(func=_run)
     rep = sub.add_parser("report", help="rebuild a report from result files alone")
     rep.add_argument("results_dir")

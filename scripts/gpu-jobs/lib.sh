@@ -1,0 +1,22 @@
+# Shared by the GPU jobs: prepare the carried tools once, then pipeline runs against a deadline.
+# A device call has a fixed limit; each run is interrupted (SIGINT: finished cells are kept) when
+# the job's deadline comes, and no run starts in its last 30 s, so the job ends with its results.
+set -uo pipefail
+END=$((SECONDS + ${DEADLINE:-540}))
+CACHE=${CACHE:-/tmp/llmperf-cache}
+scripts/gpu-run.sh prepare
+eval "$(scripts/gpu-run.sh env)"
+
+left() { echo $((END - SECONDS)); }
+
+run() {  # run PARAMS OUT [ARGS]: one `llmperf-nb run` into OUT, cells only (the report is built after)
+    local params=$1 out=$2
+    shift 2
+    if [ "$(left)" -le 30 ]; then
+        echo "gpu-job: deadline reached, not started: $params $*"
+        return
+    fi
+    echo "gpu-job: $(date -u +%T) run $params $* ($(left) s left)"
+    timeout -s INT -k 30 "$(left)" python3 -m llmperf_nb.cli run "$params" --out "$out" --cache-dir "$CACHE" \
+        --no-progress --no-report "$@"
+}
