@@ -18,7 +18,7 @@ import sys
 
 from llmperf_nb.drivers import common
 
-SPLIT_MODES = {"none": 0, "layer": 1, "row": 2}
+SPLIT_MODES = {"none": 0, "layer": 1, "row": 2, "tensor": 3}  # llama_split_mode
 FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
 _KEEP_LOG_LEVELS = (3, 4)  # ggml_log_level WARN, ERROR: load chatter (INFO, DEBUG) stays out
 _last_level = [0]

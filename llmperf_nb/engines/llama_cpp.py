@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Options:
     n_gpu_layers: int = 999  # all layers on the GPU; ignored on the CPU
-    split_mode: Literal["layer", "row", "none"] = "layer"
+    # tensor: llama.cpp's tensor parallelism (meta device, needs flash attention); row: the older row split,
+    # which the CUDA backend of the llama.cpp vendored in llama-cpp-python 0.3.36 no longer has
+    split_mode: Literal["layer", "row", "tensor", "none"] = "layer"
     flash_attn: Literal["auto", "on", "off"] = "auto"
     threads: int | None = None  # None: every usable core on the CPU, 1 when fully offloaded
     n_batch: int = 512
