@@ -68,10 +68,17 @@ def readme(docs: list[dict], title: str, results_dir: Path, out_dir: Path) -> st
         "",
         analysis.markdown_table(docs),
         _notes(docs),
+        *_run_notes(out_dir),
         f"Every number above comes from a result file under `{rel}/`; the full report is `index.html`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _run_notes(out_dir: Path) -> list[str]:
+    """NOTES.md beside the report, written by whoever ran it (what was not run and why)."""
+    notes = out_dir / "NOTES.md"
+    return ["## Notes on this run", "", notes.read_text().strip(), ""] if notes.is_file() else []
 
 
 def _notes(docs: list[dict]) -> str:

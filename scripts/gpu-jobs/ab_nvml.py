@@ -99,6 +99,7 @@ def main() -> None:
     ]:
         results[name] = fn()
         print(f"{results[name]['mean']:9.2f}  {name}", flush=True)
+        save(a.out, gguf, a.reps, results)  # after each variant: a later crash keeps what was measured
     if not a.skip_hf:
         hf = sorted(glob.glob(f"{a.cache_dir}/hf/Llama-2-7b-chat-hf-*"))[-1]
         tf = ["--model", hf, "--random-init", "--device", "cuda", "--num-gpus", "1", "--dtype", "float16"]
@@ -111,8 +112,13 @@ def main() -> None:
         ]:
             results[name] = fn()
             print(f"{results[name]['mean']:9.2f}  {name}", flush=True)
-    with open(a.out, "w") as f:
-        json.dump({"gguf": gguf, "reps": a.reps, "results": results}, f, indent=1)
+            save(a.out, gguf, a.reps, results)
+
+
+def save(path: str, gguf: str, reps: int, results: dict) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump({"gguf": gguf, "reps": reps, "results": results}, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":
