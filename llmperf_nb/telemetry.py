@@ -7,13 +7,16 @@ NVML every few milliseconds competes with the benchmark for the GIL and the driv
 per cent of llama.cpp's decode speed on an H200). Only where a GPU has no energy counter (before
 Volta), or where the engine keeps its own clock (vLLM), does a thread sample power every 20 ms.
 Memory is the device's used memory (all processes on the device, which on a benchmark host is the
-benchmark). CPU: the process's peak resident set. Imported by drivers: standard library only at
-import time.
+benchmark). AMD: the same marks, read with ``rocm-smi --showenergycounter --showmeminfo vram --json``
+(:class:`RocmSmiSampler`). CPU: the process's peak resident set. Imported by drivers: standard
+library only at import time.
 """
 
 from __future__ import annotations
 
+import json
 import resource
+import shutil
 import threading
 import time
 
@@ -25,6 +28,8 @@ def process_peak_rss_bytes() -> int:
 
 class NvmlSampler:
     """Energy, power and used memory of the given GPUs, read at marks or sampled on a thread."""
+
+    memory_kind = "gpu_device_used_nvml"
 
     def __init__(self, indices: list[int] | None = None, interval: float = 0.02, continuous: bool = False):
         import pynvml  # nvidia-ml-py; raises ImportError where it is absent
@@ -119,13 +124,109 @@ def energy_between(counter: list[tuple[float, float]], power: list[tuple[float, 
     return sum((t1 - t0) * (w0 + w1) / 2 for (t0, w0), (t1, w1) in zip(pts, pts[1:], strict=False))
 
 
+ROCM_SMI_ARGS = ("--showenergycounter", "--showmeminfo", "vram", "--json")
+
+
+def parse_rocm_smi(text: str) -> dict[int, dict[str, float | None]]:
+    """``rocm-smi --showenergycounter --showmeminfo vram --json`` → {card index: readings}.
+
+    Readings: ``joules`` (from "Accumulated Energy (uJ)", the energy counter times its resolution),
+    ``used_bytes`` ("VRAM Total Used Memory (B)"); None where the card does not report one. The JSON
+    may follow warnings on the same stream; keys other than ``cardN`` ("system") are skipped.
+    """
+    start = text.find("{")
+    if start < 0:
+        raise ValueError("rocm-smi printed no JSON")
+    doc = json.loads(text[start:])
+    cards = {}
+    for key, fields in doc.items():
+        if not key.startswith("card") or not key[4:].isdigit():
+            continue
+        uj, used = fields.get("Accumulated Energy (uJ)"), fields.get("VRAM Total Used Memory (B)")
+        cards[int(key[4:])] = {"joules": _number(uj) / 1e6 if _number(uj) is not None else None,
+                               "used_bytes": int(_number(used)) if _number(used) is not None else None}
+    return cards
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):  # "N/A", missing
+        return None
+
+
+class RocmSmiSampler:
+    """AMD GPUs: the NVML sampler's marks, read through rocm-smi (one call of about 0.1-0.3 s per mark,
+    outside the timed span). No thread: an engine with its own clock (vLLM) gets no energy here."""
+
+    source = "rocm_smi_energy_counter"
+    memory_kind = "gpu_device_used_rocm_smi"
+
+    def __init__(self, indices: list[int], run=None):
+        self.indices = indices
+        self._run = run or _run_rocm_smi
+        self.samples: list[tuple[float, None, int]] = []
+        self.energy: list[tuple[float, float]] = []
+        first = self._read()
+        self.baseline_bytes = first[1] or 0
+        self.has_energy_counter = first[0] is not None
+
+    def _read(self) -> tuple[float | None, int | None]:
+        argv = ["rocm-smi", "-d", *map(str, self.indices), *ROCM_SMI_ARGS]
+        cards = parse_rocm_smi(self._run(argv))
+        picked = [cards[i] for i in self.indices if i in cards]
+        if len(picked) != len(self.indices):
+            raise ValueError(f"rocm-smi reported cards {sorted(cards)}, not {self.indices}")
+        joules = [c["joules"] for c in picked]
+        used = [c["used_bytes"] for c in picked]
+        return (sum(joules) if None not in joules else None), (sum(used) if None not in used else None)
+
+    def mark(self) -> None:
+        joules, used = self._read()
+        now = time.perf_counter()
+        if joules is not None:
+            self.energy.append((now, joules))
+        if used is not None:
+            self.samples.append((now, None, used))
+
+    def __enter__(self) -> RocmSmiSampler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    @property
+    def peak_bytes(self) -> int | None:
+        return max((s[2] for s in self.samples), default=None)
+
+    def energy_joules(self, start: float, end: float) -> float | None:
+        return energy_between(self.energy, [], start, end)
+
+    def mean_watts(self, start: float, end: float) -> float | None:
+        joules = self.energy_joules(start, end)
+        return joules / (end - start) if joules is not None and end > start else None
+
+
+def _run_rocm_smi(argv: list[str]) -> str:
+    from . import process  # not at import time: drivers import this module in engine images
+
+    return process.run(argv, timeout=60).output
+
+
 def gpu_sampler(indices: list[int] | None = None, continuous: bool = False):
-    """An NvmlSampler, or None where NVML is not available (CPU hosts, AMD)."""
+    """An NvmlSampler (NVIDIA), a RocmSmiSampler (AMD, marks only), or None where neither answers."""
     try:
         import pynvml
     except ImportError:
-        return None
-    try:
-        return NvmlSampler(indices, continuous=continuous)
-    except pynvml.NVMLError:  # no NVIDIA driver on this host
-        return None
+        pynvml = None
+    if pynvml is not None:
+        try:
+            return NvmlSampler(indices, continuous=continuous)
+        except pynvml.NVMLError:  # no NVIDIA driver on this host
+            pass
+    if indices and not continuous and shutil.which("rocm-smi"):
+        try:
+            return RocmSmiSampler(indices)
+        except Exception:  # noqa: BLE001 - rocm-smi present but unusable: no readings, not a failed run
+            return None
+    return None

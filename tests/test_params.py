@@ -53,7 +53,7 @@ def test_defaults_and_matrix_order(tmp_path):
         ("models: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp]\nquantization: int3\n", "'int3' is not one of: int4, fp16"),
         ("models: [tiny-llama]\ngpus: [{name: h100-sxm, count: 0}]\nengines: [llama_cpp]\n", "count of 'h100-sxm' must be"),
         ("models: [tiny-llama]\ngpus: [cpu]\nengines: [{name: llama_cpp, split_mode: diagonal}]\n",
-         "engines.llama_cpp: option 'split_mode': 'diagonal' is not one of: 'layer', 'row', 'none'"),
+         "engines.llama_cpp: option 'split_mode': 'diagonal' is not one of: 'layer', 'row', 'tensor', 'none'"),
         ("models: [tiny-llama]\ngpus: [cpu]\nengines: [{name: llama_cpp, thread: 2}]\n",
          "unknown option 'thread'; valid options: n_gpu_layers"),
         ("models: [tiny-llama]\ngpus: [cpu]\n", "engines: missing"),

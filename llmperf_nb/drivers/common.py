@@ -110,7 +110,7 @@ def measure(one_run, args, continuous: bool = False) -> dict:
             samples.append(one_run(nvml))
     doc = {"warmup_samples": warm, "samples": samples, "wall_s": time.perf_counter() - started}
     if nvml is not None:
-        doc["peak_mem_bytes"], doc["peak_mem_kind"] = nvml.peak_bytes, "gpu_device_used_nvml"
+        doc["peak_mem_bytes"], doc["peak_mem_kind"] = nvml.peak_bytes, nvml.memory_kind
         doc["energy_source"] = nvml.source
     else:
         doc["peak_mem_bytes"], doc["peak_mem_kind"] = telemetry.process_peak_rss_bytes(), "process_max_rss"

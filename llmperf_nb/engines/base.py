@@ -190,6 +190,7 @@ def workload_args(cell: Cell, raw_path: Path) -> list[str]:
 ENERGY_SOURCES = {
     "nvml_energy_counter": "NVML energy counters of the cell's GPUs, read just before and just after each decode",
     "nvml_energy_counter_sampled": "NVML energy counters of the cell's GPUs, read every 20 ms on a thread, at the engine's own decode timestamps",
+    "rocm_smi_energy_counter": "rocm-smi energy counters (Accumulated Energy) of the cell's GPUs, read just before and just after each decode",
     "nvml_power_samples": "NVML board power of the cell's GPUs, sampled every 20 ms during decode (no energy counter)",
     None: "NVML, the cell's GPUs during decode",
 }
