@@ -152,12 +152,14 @@ def folder_bytes(path: Path) -> int:
 
 
 def gpu_indices(cell: Cell) -> list[int]:
-    """NVML indices of the GPUs a cell uses (NVML ignores CUDA_VISIBLE_DEVICES, so map through it)."""
+    """NVML / rocm-smi indices of the GPUs a cell uses (neither honours CUDA_VISIBLE_DEVICES or
+    HIP_VISIBLE_DEVICES, so map through them)."""
     import os
 
     if cell.gpu.name == "cpu":
         return []
-    visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip().isdigit()]
+    mask = os.environ.get("CUDA_VISIBLE_DEVICES") or os.environ.get("HIP_VISIBLE_DEVICES", "")
+    visible = [v for v in mask.split(",") if v.strip().isdigit()]
     return [int(v) for v in visible[: cell.gpu.count]] if visible else list(range(cell.gpu.count))
 
 
