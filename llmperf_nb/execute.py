@@ -40,6 +40,20 @@ def execute(source: Path, out: Path, parameters: dict, cwd: Path, timeout: float
     finally:
         if log.exists() and log.stat().st_size == 0:
             log.unlink()
+        for published in (out, log):
+            scrub_paths(published)
+
+
+def scrub_paths(path: Path, root: Path | None = None) -> None:
+    """Make ``root``'s absolute path (default: where the command runs, the repo) relative in a
+    published text file: tracebacks and warnings name source files by absolute path."""
+    prefix = str(Path(root or Path.cwd()).resolve()) + os.sep
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError):
+        return
+    if prefix in text:
+        Path(path).write_text(text.replace(prefix, ""))
 
 
 def _relative(path: Path) -> Path:

@@ -124,6 +124,9 @@ def test_failing_cell_is_recorded_and_matrix_goes_on(tmp_path, cache_dir):
     assert "GGML_ASSERT" in html
     readme = (tmp_path / "out" / "README.md").read_text()
     assert "failed: " in readme
+    # the failed step's traceback names source files, but not where this repo lies on this machine
+    executed = (tmp_path / "out" / "results" / "tiny-llama__cpu__llama_cpp-1__int4" / "03_benchmark.ipynb").read_text()
+    assert "llmperf_nb/" in executed and str(ROOT) + "/" not in executed
 
 
 def test_interrupted_run_keeps_finished_cells(tmp_path, cache_dir):

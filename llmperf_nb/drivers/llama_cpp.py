@@ -145,7 +145,8 @@ def crosscheck(args, doc: dict) -> dict:
     theirs = [s["decode_tok_s"] for s in parse_bench_json(out.output[start:]).samples]
     ours = [s["decode_tok_s"] for s in doc["samples"]]
     mean_theirs, mean_ours = sum(theirs) / len(theirs), sum(ours) / len(ours)
-    return {"tool": "llama-bench", "argv": argv, "decode_tok_s_samples": theirs,
+    # the binary by name: its folder is the layout of the machine that ran it
+    return {"tool": "llama-bench", "argv": [os.path.basename(argv[0]), *argv[1:]], "decode_tok_s_samples": theirs,
             "decode_tok_s_mean": mean_theirs, "harness_decode_tok_s_mean": mean_ours,
             "difference": mean_ours / mean_theirs - 1}
 
