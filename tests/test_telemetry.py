@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from llmperf_nb import telemetry
+
 from .conftest import needs_gpu
 
 
