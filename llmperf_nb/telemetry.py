@@ -26,7 +26,54 @@ def process_peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-class NvmlSampler:
+#: ``source`` of each sampler, as a result's ``energy.source`` explains it to a reader
+SOURCES = {
+    "nvml_energy_counter": "NVML energy counters of the cell's GPUs, read just before and just after each decode",
+    "nvml_energy_counter_sampled": "NVML energy counters of the cell's GPUs, read every 20 ms on a thread, "
+                                   "at the engine's own decode timestamps",
+    "rocm_smi_energy_counter": "rocm-smi energy counters (Accumulated Energy) of the cell's GPUs, read just before "
+                               "and just after each decode",
+    "nvml_power_samples": "NVML board power of the cell's GPUs, sampled every 20 ms during decode (no energy counter)",
+    None: "NVML, the cell's GPUs during decode",  # results written before the source was recorded
+}
+
+
+class _Readings:
+    """What every sampler keeps: energy-counter readings, memory (and power) samples, and the
+    arithmetic over them. A subclass's ``_read()`` gives (joules summed or None, bytes used summed or None)."""
+
+    source: str
+    memory_kind: str
+
+    def __init__(self):
+        self.samples: list[tuple[float, float | None, int]] = []  # (t, watts summed or None, bytes used summed)
+        self.energy: list[tuple[float, float]] = []  # (t, joules since the counter started, summed)
+
+    def _read(self) -> tuple[float | None, int | None]:
+        raise NotImplementedError
+
+    def mark(self) -> None:
+        """One reading now: the energy counter (where there is one) and used memory."""
+        joules, used = self._read()
+        now = time.perf_counter()
+        if joules is not None:
+            self.energy.append((now, joules))
+        if used is not None:
+            self.samples.append((now, None, used))
+
+    @property
+    def peak_bytes(self) -> int | None:
+        return max((s[2] for s in self.samples), default=None)
+
+    def energy_joules(self, start: float, end: float) -> float | None:
+        return energy_between(self.energy, [(t, w) for t, w, _ in self.samples if w is not None], start, end)
+
+    def mean_watts(self, start: float, end: float) -> float | None:
+        joules = self.energy_joules(start, end)
+        return joules / (end - start) if joules is not None and end > start else None
+
+
+class NvmlSampler(_Readings):
     """Energy, power and used memory of the given GPUs, read at marks or sampled on a thread."""
 
     memory_kind = "gpu_device_used_nvml"
@@ -39,8 +86,7 @@ class NvmlSampler:
         count = pynvml.nvmlDeviceGetCount()
         self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in (indices or range(count))]
         self.interval = interval
-        self.samples: list[tuple[float, float | None, int]] = []  # (t, watts summed or None, bytes used summed)
-        self.energy: list[tuple[float, float]] = []  # (t, joules since the driver loaded, summed)
+        super().__init__()
         self.has_energy_counter = self._joules() is not None
         # the thread samples power where there is no counter to read at the marks
         self.continuous = continuous or not self.has_energy_counter
@@ -62,13 +108,8 @@ class NvmlSampler:
         except self._nvml.NVMLError:  # no counter on this GPU: power samples instead
             return None
 
-    def mark(self) -> None:
-        """One reading now: the energy counter (where there is one) and used memory."""
-        joules = self._joules() if self.has_energy_counter else None
-        now = time.perf_counter()
-        if joules is not None:
-            self.energy.append((now, joules))
-        self.samples.append((now, None, self._used()))
+    def _read(self) -> tuple[float | None, int]:
+        return (self._joules() if self.has_energy_counter else None), self._used()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -89,17 +130,6 @@ class NvmlSampler:
             self._stop.set()
             self._thread.join()
         self._nvml.nvmlShutdown()
-
-    @property
-    def peak_bytes(self) -> int | None:
-        return max((s[2] for s in self.samples), default=None)
-
-    def energy_joules(self, start: float, end: float) -> float | None:
-        return energy_between(self.energy, [(t, w) for t, w, _ in self.samples if w is not None], start, end)
-
-    def mean_watts(self, start: float, end: float) -> float | None:
-        joules = self.energy_joules(start, end)
-        return joules / (end - start) if joules is not None and end > start else None
 
 
 def energy_between(counter: list[tuple[float, float]], power: list[tuple[float, float]],
@@ -142,9 +172,9 @@ def parse_rocm_smi(text: str) -> dict[int, dict[str, float | None]]:
     for key, fields in doc.items():
         if not key.startswith("card") or not key[4:].isdigit():
             continue
-        uj, used = fields.get("Accumulated Energy (uJ)"), fields.get("VRAM Total Used Memory (B)")
-        cards[int(key[4:])] = {"joules": _number(uj) / 1e6 if _number(uj) is not None else None,
-                               "used_bytes": int(_number(used)) if _number(used) is not None else None}
+        uj, used = _number(fields.get("Accumulated Energy (uJ)")), _number(fields.get("VRAM Total Used Memory (B)"))
+        cards[int(key[4:])] = {"joules": uj / 1e6 if uj is not None else None,
+                               "used_bytes": int(used) if used is not None else None}
     return cards
 
 
@@ -155,7 +185,7 @@ def _number(value) -> float | None:
         return None
 
 
-class RocmSmiSampler:
+class RocmSmiSampler(_Readings):
     """AMD GPUs: the NVML sampler's marks, read through rocm-smi (one call of about 0.1-0.3 s per mark,
     outside the timed span). No thread: an engine with its own clock (vLLM) gets no energy here."""
 
@@ -165,8 +195,7 @@ class RocmSmiSampler:
     def __init__(self, indices: list[int], run=None):
         self.indices = indices
         self._run = run or _run_rocm_smi
-        self.samples: list[tuple[float, None, int]] = []
-        self.energy: list[tuple[float, float]] = []
+        super().__init__()
         first = self._read()
         self.baseline_bytes = first[1] or 0
         self.has_energy_counter = first[0] is not None
@@ -181,30 +210,11 @@ class RocmSmiSampler:
         used = [c["used_bytes"] for c in picked]
         return (sum(joules) if None not in joules else None), (sum(used) if None not in used else None)
 
-    def mark(self) -> None:
-        joules, used = self._read()
-        now = time.perf_counter()
-        if joules is not None:
-            self.energy.append((now, joules))
-        if used is not None:
-            self.samples.append((now, None, used))
-
     def __enter__(self) -> RocmSmiSampler:
         return self
 
     def __exit__(self, *exc) -> None:
         return None
-
-    @property
-    def peak_bytes(self) -> int | None:
-        return max((s[2] for s in self.samples), default=None)
-
-    def energy_joules(self, start: float, end: float) -> float | None:
-        return energy_between(self.energy, [], start, end)
-
-    def mean_watts(self, start: float, end: float) -> float | None:
-        joules = self.energy_joules(start, end)
-        return joules / (end - start) if joules is not None and end > start else None
 
 
 def _run_rocm_smi(argv: list[str]) -> str:

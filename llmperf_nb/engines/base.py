@@ -189,13 +189,6 @@ def workload_args(cell: Cell, raw_path: Path) -> list[str]:
     ]
 
 
-ENERGY_SOURCES = {
-    "nvml_energy_counter": "NVML energy counters of the cell's GPUs, read just before and just after each decode",
-    "nvml_energy_counter_sampled": "NVML energy counters of the cell's GPUs, read every 20 ms on a thread, at the engine's own decode timestamps",
-    "rocm_smi_energy_counter": "rocm-smi energy counters (Accumulated Energy) of the cell's GPUs, read just before and just after each decode",
-    "nvml_power_samples": "NVML board power of the cell's GPUs, sampled every 20 ms during decode (no energy counter)",
-    None: "NVML, the cell's GPUs during decode",
-}
 
 
 def measurement_from_raw(cell: Cell, raw_path: Path, build_keys: tuple[str, ...] = ()) -> Measurement:
@@ -203,6 +196,7 @@ def measurement_from_raw(cell: Cell, raw_path: Path, build_keys: tuple[str, ...]
     import json
 
     from ..exceptions import ParseError
+    from ..telemetry import SOURCES
     from ..tokenizer import prompt_ids
 
     try:
@@ -216,7 +210,7 @@ def measurement_from_raw(cell: Cell, raw_path: Path, build_keys: tuple[str, ...]
         tokens = sum(s["gen_tokens"] - 1 for s in samples)
         energy = {"decode_j_per_token": sum(joules) / tokens,
                   "decode_mean_w": sum(s["decode_mean_w"] for s in samples) / len(samples),
-                  "source": ENERGY_SOURCES.get(raw.get("energy_source"), ENERGY_SOURCES[None])}
+                  "source": SOURCES.get(raw.get("energy_source"), SOURCES[None])}
     return Measurement(
         engine_version=raw["engine_version"],
         prompt_token_ids=raw["prompt_token_ids"],

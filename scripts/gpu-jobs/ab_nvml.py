@@ -13,16 +13,26 @@ test changes. The printed table and ab.json are what the int4 report's notes quo
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-PROMPT = None  # filled from the tokenizer at start
+from llmperf_nb import process
+
+
+@functools.cache
+def prompt() -> str:
+    """The benchmark's prompt as the drivers take it: comma-separated token ids."""
+    from llmperf_nb.params import DEFAULT_PROMPT
+    from llmperf_nb.tokenizer import prompt_ids
+
+    return ",".join(map(str, prompt_ids(DEFAULT_PROMPT)[0]))
+
 THREAD = ("import sys; from llmperf_nb.drivers import common; m = common.measure; "
           "common.measure = lambda f, a, continuous=False: m(f, a, True); "
           "import runpy; sys.argv = sys.argv[1:]; runpy.run_module(sys.argv[0], run_name='__main__')")
@@ -32,11 +42,11 @@ def driver(module: str, args: list[str], nvml: str, reps: int) -> dict:
     """nvml: 'marks' (the product), 'thread' (the old 20 ms polling thread), 'none'."""
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "raw.json")
-        common = ["bench", *args, "--prompt-ids", PROMPT, "--reps", str(reps), "--warmup", "1", "--out", raw]
+        common = ["bench", *args, "--prompt-ids", prompt(), "--reps", str(reps), "--warmup", "1", "--out", raw]
         if nvml != "none":
             common += ["--gpus", "0"]
         argv = ([sys.executable, "-c", THREAD, module] if nvml == "thread" else [sys.executable, "-m", module]) + common
-        subprocess.run(argv, check=True, capture_output=True, text=True)
+        process.run(argv, timeout=1800)
         doc = json.load(open(raw))
     speeds = [s["decode_tok_s"] for s in doc["samples"]]
     return {"decode_tok_s": speeds, "mean": statistics.mean(speeds),
@@ -46,7 +56,7 @@ def driver(module: str, args: list[str], nvml: str, reps: int) -> dict:
 def llama_bench(gguf: str, reps: int) -> dict:
     argv = [os.environ["LLAMA_BENCH"], "-m", gguf, "-p", "0", "-n", "256", "-r", str(reps), "-ngl", "999",
             "-sm", "layer", "-t", "1", "-fa", "auto", "-b", "512", "-o", "json"]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    out = process.run(argv, timeout=1800).output  # logs and JSON merged: the JSON starts at "["
     speeds = json.loads(out[out.find("["):])[0]["samples_ts"]
     return {"decode_tok_s": speeds, "mean": statistics.mean(speeds), "argv": argv}
 
@@ -60,7 +70,7 @@ def hf_generate(model_dir: str, reps: int) -> dict:
     args = argparse.Namespace(model=model_dir, random_init=True, seed=0, device="cuda", num_gpus=1,
                               dtype="float16", attn="sdpa", quant="none")
     model, _ = drv.load(torch, args)
-    ids = torch.tensor([[int(x) for x in PROMPT.split(",")]], device="cuda")
+    ids = torch.tensor([[int(x) for x in prompt().split(",")]], device="cuda")
     speeds = []
     with torch.inference_mode():
         for i in range(reps + 1):
@@ -74,16 +84,12 @@ def hf_generate(model_dir: str, reps: int) -> dict:
 
 
 def main() -> None:
-    global PROMPT
     ap = argparse.ArgumentParser()
     ap.add_argument("--cache-dir", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--skip-hf", action="store_true")
     a = ap.parse_args()
-    from llmperf_nb.tokenizer import prompt_ids
-
-    PROMPT = ",".join(map(str, prompt_ids("What is the meaning of life?")[0]))
     results = {}
     gguf = sorted(glob.glob(f"{a.cache_dir}/gguf/Llama-2-7b-chat-hf-Q4_0-synthetic-*.gguf"))[-1]
     lc = ["--model", gguf, "--n-gpu-layers", "999", "--split-mode", "layer", "--threads", "1"]

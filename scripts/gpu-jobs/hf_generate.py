@@ -5,7 +5,6 @@ transformers' own ``generate()``, each in its own process, no NVML. Prints one l
 """
 
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -13,18 +12,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ab_nvml  # noqa: E402
 
+from llmperf_nb import process  # noqa: E402
 from llmperf_nb.models import get_model  # noqa: E402
-from llmperf_nb.tokenizer import prompt_ids  # noqa: E402
 
 model = sys.argv[1] if len(sys.argv) > 1 else "Llama-2-7b-chat-hf"
-ab_nvml.PROMPT = ",".join(map(str, prompt_ids("What is the meaning of life?")[0]))
 with tempfile.TemporaryDirectory() as d:
     (Path(d) / "config.json").write_text(json.dumps(get_model(model).hf_config()))
     tf = ["--model", d, "--random-init", "--device", "cuda", "--num-gpus", "1", "--dtype", "float16"]
     r = ab_nvml.driver("llmperf_nb.drivers.transformers", tf, "none", 2)
     print(f"{r['mean']:9.2f}  per-token loop, dynamic cache, decode tok/s {r['decode_tok_s']}", flush=True)
     code = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import ab_nvml; "
-            f"ab_nvml.PROMPT = {ab_nvml.PROMPT!r}; r = ab_nvml.hf_generate({d!r}, 2); "
+            f"r = ab_nvml.hf_generate({d!r}, 2); "
             "print(f\"{r['mean']:9.2f}  generate(), tok/s including prefill {r['tok_s_incl_prefill']}\")")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    print(done.stdout.strip() or f"generate() failed (exit {done.returncode}): {done.stderr.strip()[-400:]}")
+    done = process.run([sys.executable, "-c", code], timeout=900, check=False)
+    last = done.output.strip().splitlines()[-1:] or [""]
+    print(last[0] if done.returncode == 0 else f"generate() failed (exit {done.returncode}): {done.output[-400:]}")
