@@ -20,6 +20,7 @@ import numpy as np
 
 from ..exceptions import WeightsError
 from ..models import ModelSpec
+from .draws import normal_f16, normal_f16_table, random_bytes
 
 VOCAB_FILE = Path(__file__).resolve().parent.parent / "data" / "ggml-vocab-llama-spm.gguf"
 
@@ -184,7 +185,7 @@ def _random_tensor(rng: np.random.Generator, shape: tuple[int, ...], quant: str,
 def _random_q4_0(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     """Q4_0 blocks: random nibbles with a random fp16 scale in [0.001, 0.01]."""
     n_blocks = shape[0] * shape[1] // _Q4_0_BLOCK
-    blocks = _random_bytes(rng, n_blocks * _Q4_0_BYTES).reshape(n_blocks, _Q4_0_BYTES)
+    blocks = random_bytes(rng, n_blocks * _Q4_0_BYTES).reshape(n_blocks, _Q4_0_BYTES)
     # Random bytes as a scale could be inf or NaN, so the scale is drawn as a small finite value.
     scales = (0.001 + 0.009 * rng.random(n_blocks, dtype=np.float32)).astype(np.float16)
     blocks[:, :2] = scales.view(np.uint8).reshape(n_blocks, 2)
@@ -204,8 +205,7 @@ class _F16Pool:
 
     def __init__(self, rng: np.random.Generator, max_values: int):
         self.rng = rng
-        table = (rng.standard_normal(1 << 16, dtype=np.float32) * 0.02).astype(np.float16)
-        self.pool = table[_random_uint16(rng, self.POOL_VALUES)]
+        self.pool = normal_f16(rng, normal_f16_table(rng), self.POOL_VALUES)
         self.buffer = np.empty(max_values, np.float16)  # reused: a fresh array per tensor costs page faults
 
     def take(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -218,12 +218,3 @@ class _F16Pool:
             out[pos:pos + take] = pool[offset:offset + take]
             pos, offset = pos + take, 0
         return out.reshape(shape)
-
-
-def _random_uint16(rng: np.random.Generator, n: int) -> np.ndarray:
-    return _random_bytes(rng, 2 * n).view(np.uint16)
-
-
-def _random_bytes(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` writable random bytes; raw 64-bit draws are the fastest source numpy offers."""
-    return rng.bit_generator.random_raw(-(-n // 8)).view(np.uint8)[:n]

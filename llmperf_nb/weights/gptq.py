@@ -33,6 +33,7 @@ import numpy as np
 from ..exceptions import WeightsError
 from ..models import ModelSpec
 from .atomic import atomic_dir
+from .draws import normal_f16, normal_f16_table, random_bytes
 
 VOCAB_FILE = Path(__file__).resolve().parent.parent / "data" / "ggml-vocab-llama-spm.gguf"
 
@@ -117,7 +118,7 @@ def tensor_plan(spec: ModelSpec) -> Iterator[Tensor]:
 def _values(t: Tensor, rng: np.random.Generator, normal_table: np.ndarray) -> np.ndarray:
     n = int(np.prod(t.shape))
     if t.fill == "bits":  # every 4-bit code equally likely
-        return _random_bytes(rng, 4 * n).view(np.int32).reshape(t.shape)
+        return random_bytes(rng, 4 * n).view(np.int32).reshape(t.shape)
     if t.fill == "qzeros":
         return np.full(t.shape, SYM_QZEROS, dtype=np.int32)
     if t.fill == "scales":
@@ -127,14 +128,7 @@ def _values(t: Tensor, rng: np.random.Generator, normal_table: np.ndarray) -> np
         return (np.arange(n, dtype=np.int32) // GROUP_SIZE).astype(np.int32)
     if t.fill == "ones":  # as HF initialises RMSNorm
         return np.ones(t.shape, np.float16)
-    # normal * 0.02 (HF's initializer_range) looked up from a table: far faster than drawing each
-    # of the 131M (7B) to 262M (70B) values of an embedding matrix
-    return normal_table[_random_bytes(rng, 2 * n).view(np.uint16)].reshape(t.shape)
-
-
-def _random_bytes(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` writable random bytes; raw 64-bit draws are the fastest source numpy offers."""
-    return rng.bit_generator.random_raw(-(-n // 8)).view(np.uint8)[:n]
+    return normal_f16(rng, normal_table, n).reshape(t.shape)  # normal * 0.02, HF's initializer_range
 
 
 def _shards(tensors: list[Tensor]) -> list[list[Tensor]]:
@@ -150,7 +144,7 @@ def _shards(tensors: list[Tensor]) -> list[list[Tensor]]:
 
 def _write_shards(folder: Path, tensors: list[Tensor], rng: np.random.Generator) -> None:
     shards = _shards(tensors)
-    table = (rng.standard_normal(1 << 16, dtype=np.float32) * 0.02).astype(np.float16)
+    table = normal_f16_table(rng)
     if len(shards) == 1:
         _write_safetensors(folder / "model.safetensors", shards[0], rng, table)
         return

@@ -27,6 +27,7 @@ import numpy as np
 from ..exceptions import WeightsError
 from ..models import ModelSpec
 from .atomic import atomic_dir
+from .draws import normal_f16, normal_f16_table
 
 VOCAB_FILE = Path(__file__).resolve().parent.parent / "data" / "ggml-vocab-llama-spm.gguf"
 WRITER_VERSION = 1  # bump when this module writes different bytes for the same inputs
@@ -77,15 +78,13 @@ def tensor_shapes(spec: ModelSpec) -> Iterator[tuple[str, tuple[int, ...]]]:
 
 
 def _tensors(spec: ModelSpec, rng: np.random.Generator) -> Iterator[tuple[str, tuple[int, ...], Callable[[], np.ndarray]]]:
-    # 65536 fp16 draws of normal * 0.02, indexed by random uint16s: several times faster than a
-    # normal draw per value, which matters for 70B (69 G values); each value is still N(0, 0.02).
-    table = (rng.standard_normal(1 << 16, dtype=np.float32) * 0.02).astype(np.float16)
+    table = normal_f16_table(rng)
 
     def make(shape):
         if len(shape) == 1:  # RMSNorm weights are ones, as HF initialises them
             return lambda: np.ones(shape, np.float16)
         n = int(np.prod(shape))
-        return lambda: table[rng.bit_generator.random_raw(-(-n // 4)).view(np.uint16)[:n]]
+        return lambda: normal_f16(rng, table, n)
 
     for name, shape in tensor_shapes(spec):
         yield name, shape, make(shape)
