@@ -173,7 +173,7 @@ def roofline_rows(docs: list[dict]) -> list[dict]:
 
 
 def plot_decode(df, ax=None):
-    """Grouped bars of decode tok/s per (model, GPU), one bar per engine, with std error bars."""
+    """Grouped bars of decode tok/s per (model, GPU, quantization), one bar per engine, with std error bars."""
     import matplotlib.pyplot as plt
 
     ok = df[df.status == "ok"]
@@ -182,9 +182,11 @@ def plot_decode(df, ax=None):
     if ok.empty:
         ax.text(0.5, 0.5, "no successful cells", ha="center", va="center", transform=ax.transAxes)
         return ax
-    ok = ok.assign(group=ok.model.map(lambda m: SHORT.get(m, m)) + "\n" + ok.gpu)
-    table = ok.pivot_table(index="group", columns="engine", values="decode_tok_s", sort=False)
-    err = ok.pivot_table(index="group", columns="engine", values="decode_std", sort=False)
+    # one bar per cell: a group is what a table row is (model, GPU, quantization), so no two cells
+    # share a bar (pivot_table would average them into a number no run measured)
+    ok = ok.assign(group=ok.model.map(lambda m: SHORT.get(m, m)) + "\n" + ok.gpu + ", " + ok.quantization)
+    table = ok.pivot(index="group", columns="engine", values="decode_tok_s")
+    err = ok.pivot(index="group", columns="engine", values="decode_std")
     table.plot.bar(yerr=err, ax=ax, rot=0, capsize=3)
     ax.set_ylabel("decode tok/s (mean ± std)")
     ax.set_xlabel("")

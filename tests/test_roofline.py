@@ -17,6 +17,8 @@ from llmperf_nb.cells import Cell  # noqa: E402
 from llmperf_nb.measurement import Measurement  # noqa: E402
 from llmperf_nb.params import EngineChoice, GpuChoice  # noqa: E402
 
+from .conftest import ROOT  # noqa: E402
+
 # Llama-2-7B from its config.json: hidden 4096, intermediate 11008, 32 layers, 32 heads (no GQA), vocab 32000
 H, INTER, LAYERS, VOCAB = 4096, 11008, 32, 32000
 N_PARAMS = LAYERS * (4 * H * H + 3 * H * INTER + 2 * H) + 2 * VOCAB * H + H
@@ -154,3 +156,13 @@ def test_tables_mark_unstable_cells_and_list_why():
     footnotes = [line for line in table.splitlines() if line.startswith(f"- {analysis.UNSTABLE}")]
     assert len(footnotes) == 1 and "vllm" in footnotes[0] and "CV 15.8% > 5%" in footnotes[0]
     assert analysis.stability_footnote([stable]) == ""
+
+
+def test_decode_plot_draws_one_bar_per_cell_each_a_measured_mean():
+    """The published int4 report has HF transformers int4 and fp16 for the same model and GPU: two
+    bars, each its cell's mean, never an average of the two."""
+    docs, df = analysis.load(ROOT / "reports" / "int4-single-gpu" / "results")
+    ok = df[df.status == "ok"]
+    ax = analysis.plot_decode(df)
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches if p.get_height() > 0)  # NaN bars: no cell
+    assert heights == sorted(round(v, 6) for v in ok.decode_tok_s)
