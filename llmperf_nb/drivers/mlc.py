@@ -1,24 +1,19 @@
-"""MLC LLM benchmark driver, through MLC's synchronous engine (``SyncMLCEngine``), one step at a time.
+"""MLC LLM benchmark driver: the model library ``mlc_llm compile`` built, run in TVM's Relax VM.
 
-``SyncMLCEngine`` wraps MLC's C++ serving engine without its background thread: ``step()`` runs
-one engine action (the prefill of a new request, or one decode step of the running ones), and
-the request's stream callback receives the token ids that action produced. With one request and
-speculative decoding off, the prefill step yields token 1 and each decode step one more token
-(mlc-llm tests/python/serve/test_serve_sync_engine.py relies on the same: a request of
-max_tokens M finishes at step M - 1), so :func:`llmperf_nb.drivers.common.generate` times it like
-every other engine: each ``decode`` call steps until the next token has arrived on the host.
+This is NOT MLC's serve engine (``MLCEngine`` / ``mlc_llm bench``): that engine lives in
+``libmlc_llm`` (C++, with tokenizers-cpp, which needs Rust), and this project runs mlc-llm from its
+Python source on PyPI's Apache TVM (:mod:`llmperf_nb.drivers.mlc_compat`), without that library.
+What runs is what MLC's engine runs on the device for a batch of one: the compiled ``embed``,
+``prefill`` and ``decode`` functions of the model library, the converted weights loaded from
+``tensor-cache.json`` (``tvm.contrib.tvmjs.load_tensor_cache``), and a paged KV cache made by the
+library's own ``create_tir_paged_kv_cache`` (or ``create_flashinfer_paged_kv_cache`` when compiled
+with FlashInfer), driven through the KV-state builtins (``vm.builtin.kv_state_*``) exactly as
+mlc-llm's python/mlc_llm/testing/debug_chat.py does. What differs from MLC's engine: its
+scheduler, its GPU sampler (greedy here: argmax of the logits on the host, which is also the one
+host sync per token that makes a step done when timed) and its request bookkeeping.
 
-Request: the prompt's token ids (``data.TokenData``), greedy (temperature 0, top_p 1, no
-penalties), ``max_tokens = gen_len``, ``debug_config.ignore_eos``, no stop strings or tokens.
-Engine: mode "interactive" (batch 1), prefix cache off (repetitions of one prompt would
-otherwise skip most of the prefill), speculative decoding off. MLC's own per-request metrics
-(``SyncMLCEngine.metrics()``, ``last_finished_request``) are kept beside each sample as a
-cross-check, not used for the numbers.
-
-NOT RUN HERE: written against mlc-ai/mlc-llm's python/mlc_llm/serve/sync_engine.py,
-serve/config.py, protocol/generation_config.py and protocol/debug_protocol.py; no MLC wheel or GPU
-was available to the author. The class is documented by MLC as "mainly serves the test and debug
-purpose", so its interface may change between nightlies: the image pins MLC's version.
+The timing loop is :func:`llmperf_nb.drivers.common.generate`: prefill = embed(prompt) + prefill,
+each decode step = embed(token) + decode + argmax on the host.
 
     python -m llmperf_nb.drivers.mlc --model DIR --model-lib DIR/lib.so --device cuda \\
         --prompt-ids 1,1724,... --gen-len 256 --reps 5 --out raw.json
@@ -27,129 +22,136 @@ purpose", so its interface may change between nightlies: the image pins MLC's ve
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from llmperf_nb.drivers import common
 
+ENGINE_KIND = "Relax VM driver (mlc-llm's compiled model library in TVM's Relax VM), not MLC's serve engine"
+PAGE_SIZE = 16  # MLC's engine and debug_chat.py use 16-token pages
+
 
 class Stepper:
-    """The common Stepper protocol over ``SyncMLCEngine``: the token fed to ``decode`` is the one the
-    engine already holds, so it is only checked, not re-sent."""
+    """The common Stepper protocol over the model library's embed/prefill/decode functions."""
 
-    def __init__(self, args):
-        from mlc_llm.protocol.debug_protocol import DebugConfig
-        from mlc_llm.protocol.generation_config import GenerationConfig
-        from mlc_llm.serve import data
-        from mlc_llm.serve.config import EngineConfig
-        from mlc_llm.serve.sync_engine import SyncMLCEngine
+    def __init__(self, model: str, model_lib: str, device: str, max_seq_len: int | None = None):
+        from llmperf_nb.drivers import mlc_compat
 
-        self._data = data
-        self.pending: list[int] = []  # tokens delivered by the engine and not yet handed out
-        self.finished = None
-        self.multi_token_steps = 0
-        self.request_id = None
-        self.n = 0
-        self.config = GenerationConfig(
-            n=1, temperature=0.0, top_p=1.0, frequency_penalty=0.0, presence_penalty=0.0,
-            repetition_penalty=1.0, max_tokens=args.gen_len, stop_strs=[], stop_token_ids=[],
-            debug_config=DebugConfig(ignore_eos=True),
-        )
-        engine_config = EngineConfig(
-            max_single_sequence_length=args.max_seq_len,
-            prefix_cache_mode="disable",
-            speculative_mode="disable",
-            verbose=False,
-        )
-        self.engine = SyncMLCEngine(model=args.model, device=args.device, model_lib=args.model_lib,
-                                    mode="interactive", engine_config=engine_config,
-                                    request_stream_callback=self._on_output)
+        mlc_compat.activate()
+        import numpy as np
+        import tvm
+        from tvm import relax
+        from tvm.contrib import tvmjs
+        from tvm_ffi import Shape
 
-    def _on_output(self, delta_outputs) -> None:
-        for delta in delta_outputs:
-            request_id, stream_outputs = delta.unpack()
-            if str(request_id) != self.request_id:
-                continue
-            out = stream_outputs[0]
-            ids = list(out.delta_token_ids)
-            if len(ids) > 1:
-                self.multi_token_steps += 1
-            self.pending.extend(ids)
-            if out.finish_reason is not None:
-                self.finished = out.finish_reason
+        self.np, self.tvm, self.Shape = np, tvm, Shape
+        self.device = tvm.runtime.device(device, 0)
+        self.config = json.loads((Path(model) / "mlc-chat-config.json").read_text())
+        shards = self.config.get("tensor_parallel_shards", 1) or 1
+        if shards != 1:
+            raise RuntimeError(
+                f"this model was compiled for {shards} tensor-parallel shards; the Relax VM driver runs one "
+                "shard (N shards need MLC's disco workers and its sharded-weight loader, both in libmlc_llm)")
+        ex = tvm.runtime.load_module(model_lib)
+        self.metadata = json.loads(relax.VirtualMachine(ex, tvm.runtime.device("cpu"))["_metadata"]())
+        vm = relax.VirtualMachine(ex, self.device)
+        self.mod = vm.module
+        params, meta = tvmjs.load_tensor_cache(model, self.device)
+        names = [p["name"] for p in self.metadata["params"]]
+        if len(names) != meta["ParamSize"]:
+            raise RuntimeError(f"{model}: {meta['ParamSize']} tensors on disk, the library expects {len(names)}")
+        self.params = [params[n] for n in names]
+        self.embed, self.prefill_fn, self.decode_fn = self.mod["embed"], self.mod["prefill"], self.mod["decode"]
+        if self.mod.implements_function("create_flashinfer_paged_kv_cache"):
+            self.kv_kind, create = "flashinfer", self.mod["create_flashinfer_paged_kv_cache"]
+        else:
+            self.kv_kind, create = "tir", self.mod["create_tir_paged_kv_cache"]
+        g = tvm.get_global_func
+        self.add_seq, self.remove_seq = g("vm.builtin.kv_state_add_sequence"), g("vm.builtin.kv_state_remove_sequence")
+        self.begin, self.end = g("vm.builtin.kv_state_begin_forward"), g("vm.builtin.kv_state_end_forward")
+        self.reshape = g("vm.builtin.reshape")
+        ctx = int(max_seq_len or self.config["context_window_size"])
+        self.prefill_chunk = int(self.config.get("prefill_chunk_size") or ctx)
+        sliding = int(self.config.get("sliding_window_size", -1) != -1)
+        self.kv = create(Shape([1]), Shape([ctx]), Shape([self.prefill_chunk]), Shape([PAGE_SIZE]), Shape([sliding]))
+        self.hidden = self.config["model_config"]["hidden_size"]
+        self.has_seq = False
 
-    def _next(self) -> int:
-        while not self.pending:
-            if self.finished is not None:
-                raise RuntimeError(f"MLC finished the request early ({self.finished})")
-            self.engine.step()  # returns once the action's tokens are on the host (callback ran)
-        return self.pending.pop(0)
+    def _embed(self, ids: list[int]):
+        t = self.tvm.runtime.tensor(self.np.asarray(ids, dtype="int32"), device=self.device)
+        e = self.embed(t, self.params)
+        return self.reshape(e, self.Shape([1, len(ids), self.hidden]))
+
+    def _argmax(self, logits) -> int:
+        return int(self.np.argmax(logits.numpy().reshape(-1)))  # copies to the host: the step is done
 
     def reset(self) -> None:
-        if self.request_id is not None and self.finished is None:
-            self.engine.abort_request(self.request_id)
-        self.n += 1
-        self.request_id = f"rep-{self.n}"
-        self.pending, self.finished = [], None
+        if self.has_seq:
+            self.remove_seq(self.kv, 0)
+        self.add_seq(self.kv, 0)
+        self.has_seq = True
 
     def prefill(self, ids: list[int]) -> int:
-        request = self.engine.create_request(self.request_id, inputs=self._data.TokenData(ids),
-                                             generation_config=self.config)
-        self.engine.add_request(request)
-        return self._next()
+        if len(ids) > self.prefill_chunk:
+            raise RuntimeError(f"prompt of {len(ids)} tokens is longer than the prefill chunk ({self.prefill_chunk})")
+        self.begin(self.kv, self.Shape([0]), self.Shape([len(ids)]))
+        logits, self.kv = self.prefill_fn(self._embed(ids), self.kv, self.params)
+        self.end(self.kv)
+        return self._argmax(logits)
 
     def decode(self, token: int) -> int:
-        return self._next()
+        self.begin(self.kv, self.Shape([0]), self.Shape([1]))
+        logits, self.kv = self.decode_fn(self._embed([token]), self.kv, self.params)
+        self.end(self.kv)
+        return self._argmax(logits)
 
-    def engine_reported(self) -> dict:
-        """MLC's own numbers for the last finished request (seconds and tok/s as MLC computes them)."""
-        metrics = self.engine.metrics().metrics
-        last = metrics.get("last_finished_request") or {}
-        keys = ("prompt_tokens", "completion_tokens", "prefill_tokens_per_s", "decode_tokens_per_s", "ttft_s",
-                "end_to_end_latency_s", "inter_token_latency_s")
-        return {k: last.get(k) for k in keys if k in last}
+
+def library_settings(metadata: dict, lib: str) -> dict:
+    """What the compiled library says about itself, beside what the compile step recorded."""
+    build = {}
+    info = Path(lib).with_name("llmperf-mlc-build.json")
+    if info.exists():
+        build = json.loads(info.read_text())
+    return {"model_type": metadata.get("model_type"), "quantization": metadata.get("quantization"),
+            "context_window_size": metadata.get("context_window_size"),
+            "prefill_chunk_size": metadata.get("prefill_chunk_size"),
+            "tensor_parallel_shards": metadata.get("tensor_parallel_shards"), "compile": build}
 
 
 def bench(args) -> None:
-    import mlc_llm
+    from llmperf_nb.drivers import mlc_compat
 
     ids = common.parse_ids(args.prompt_ids)
-    stepper = Stepper(args)
-    reported = []
-
-    def one_run(nvml):
-        sample = common.generate(stepper, ids, args.gen_len, nvml)
-        reported.append(stepper.engine_reported())
-        return sample
-
-    doc = common.measure(one_run, args)
-    # engine_reported holds warm-up runs first, then the measured ones, in order
+    stepper = Stepper(args.model, args.model_lib, args.device, args.max_seq_len)
+    doc = common.measure(lambda nvml: common.generate(stepper, ids, args.gen_len, nvml), args)
+    runs = doc["warmup_samples"] + doc["samples"]
+    token_ids = [s.get("token_ids", s.get("first_token_ids")) for s in runs]
+    lib = library_settings(stepper.metadata, args.model_lib)
     doc.update(
-        engine_version=f"mlc_llm {getattr(mlc_llm, '__version__', 'unknown')}",
+        engine_version=f"mlc-llm {(mlc_compat.source_commit() or 'unknown')[:12]} (source) on apache-tvm "
+                       f"{stepper.tvm.__version__}, Relax VM driver",
         prompt_token_ids=ids,
-        settings={"device": args.device, "model_lib": args.model_lib, "max_seq_len": args.max_seq_len,
-                  "engine": "SyncMLCEngine, mode interactive, prefix cache off, speculative decoding off",
-                  "multi_token_steps": stepper.multi_token_steps},
-        engine_reported=reported[len(doc["warmup_samples"]):],
-        tensor_parallel_shards=_tensor_parallel_shards(args.model),
+        settings={
+            "engine": ENGINE_KIND,
+            "device": args.device, "model_lib": args.model_lib, "max_seq_len": args.max_seq_len,
+            "kv_cache": f"paged, {stepper.kv_kind} kernels (create_{stepper.kv_kind}_paged_kv_cache), "
+                        f"page size {PAGE_SIZE}",
+            "sampling": "greedy: argmax of the logits on the host, one host sync per token",
+            "library": lib,
+            "compat": mlc_compat.applied(),
+            "same_tokens_every_run": all(t == token_ids[0] for t in token_ids),
+        },
+        tensor_parallel_shards=stepper.config.get("tensor_parallel_shards", 1),
     )
     common.write(doc, args.out)
-
-
-def _tensor_parallel_shards(model_dir: str) -> int | None:
-    import json
-    from pathlib import Path
-
-    try:
-        return json.loads((Path(model_dir) / "mlc-chat-config.json").read_text()).get("tensor_parallel_shards")
-    except (OSError, ValueError):
-        return None
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m llmperf_nb.drivers.mlc")
     ap.add_argument("--model", required=True, help="folder with mlc-chat-config.json and the converted weights")
     ap.add_argument("--model-lib", required=True, help="the compiled model library (.so)")
-    ap.add_argument("--device", default="cuda", help="cuda or rocm (TVM device kind)")
-    ap.add_argument("--max-seq-len", type=int, default=2048)
+    ap.add_argument("--device", default="cuda", help="TVM device kind: cuda, rocm or cpu")
+    ap.add_argument("--max-seq-len", type=int, default=None, help="KV cache length (default: the library's)")
     common.add_workload_args(ap)
     bench(ap.parse_args(argv))
 
