@@ -29,6 +29,9 @@ from llmperf_nb.drivers import common
 
 ENGINE_KIND = "Relax VM driver (mlc-llm's compiled model library in TVM's Relax VM), not MLC's serve engine"
 PAGE_SIZE = 16  # MLC's engine and debug_chat.py use 16-token pages
+FLASHINFER_OFF = ("off: MLC's default attention on CUDA, but its kernels come from the flashinfer-python package, "
+                  "JIT-compiled at model-compile time, which the GPU machine does not have and which was not tried "
+                  "with TVM 0.26; attention runs TVM's generated TIR kernels for the paged KV cache instead")
 
 
 class Stepper:
@@ -136,6 +139,8 @@ def bench(args) -> None:
             "device": args.device, "model_lib": args.model_lib, "max_seq_len": args.max_seq_len,
             "kv_cache": f"paged, {stepper.kv_kind} kernels (create_{stepper.kv_kind}_paged_kv_cache), "
                         f"page size {PAGE_SIZE}",
+            "flashinfer": "on" if stepper.kv_kind == "flashinfer" else FLASHINFER_OFF,
+            "cuda_graph": bool(lib["compile"].get("cuda_graph", False)),
             "sampling": "greedy: argmax of the logits on the host, one host sync per token",
             "library": lib,
             "compat": mlc_compat.applied(),

@@ -1,27 +1,44 @@
 """MLC LLM: weights converted to MLC's format (q4f16_1 for int4, q0f16 for fp16), a model library
-compiled by TVM for the GPU, benchmarked through MLC's Python engine.
+compiled by TVM, benchmarked by :mod:`llmperf_nb.drivers.mlc` in TVM's Relax VM.
 
-Compile (``prepare``), with the current ``mlc_llm`` command line (python/mlc_llm/cli/*.py of
-mlc-ai/mlc-llm), each step cached by its inputs and skipped when its output exists:
+MLC's own wheels (mlc.ai's index) bundle a TVM fork; here mlc-llm runs from its Python *source*
+(github.com/mlc-ai/mlc-llm python/, commit in :data:`llmperf_nb.drivers.mlc_compat.TESTED_COMMIT`,
+packed by scripts/pack-mlc-source.sh and never committed) on PyPI's ``apache-tvm==0.26.0`` with
+``apache-tvm-ffi==0.1.13.post2``, through the adaptations of :mod:`llmperf_nb.drivers.mlc_compat`.
+``libmlc_llm`` (MLC's C++ serve engine) is not built, so the benchmark is the Relax VM driver,
+not MLC's serve engine (``mlc_llm bench``); the result's settings say so.
 
-1. ``mlc_llm convert_weight HF_DIR --quantization q4f16_1 -o OUT`` (params_shard_*.bin)
-2. ``mlc_llm gen_config HF_DIR --quantization q4f16_1 --conv-template llama-2
-   --context-window-size L --tensor-parallel-shards N -o OUT`` (mlc-chat-config.json, tokenizer):
-   tensor parallelism is a field of the model's config, read by compile and by the runtime.
-3. ``mlc_llm compile OUT/mlc-chat-config.json --device cuda|rocm --opt "...;cudagraph=1|0;..."
-   --overrides "tensor_parallel_shards=N;context_window_size=L" -o OUT/lib.so``. ``--opt`` spells
-   out MLC's O2 preset with only ``cudagraph`` changed, because a flag string replaces the preset
-   (unnamed flags fall back to their own defaults, not to O2's). MLC ignores CUDA graphs on ROCm.
+Compile (``prepare``), with the current ``mlc_llm`` command line run through the compat module
+(``python -m llmperf_nb.drivers.mlc_compat SUBCOMMAND ...``), each step cached by its inputs:
+
+1. ``convert_weight HF_DIR --quantization q4f16_1 --device cuda|rocm|cpu -o W`` (params_shard_*.bin,
+   tensor-cache.json), in a folder keyed by the weights, quantization, TVM and mlc-llm versions
+   only, so a change of compile options does not convert again;
+2. ``gen_config HF_DIR --quantization q4f16_1 --conv-template llama-2 --context-window-size L
+   --tensor-parallel-shards N -o M`` (mlc-chat-config.json, tokenizer files);
+3. ``compile M/mlc-chat-config.json --device cuda|rocm|llvm --opt FLAGS --overrides
+   "tensor_parallel_shards=N;context_window_size=L" -o M/lib.so``; W's files are linked into M.
+
+``--opt`` names every flag (a flag string replaces MLC's preset; unnamed flags fall back to False):
+``flashinfer=0;cublas_gemm=0;faster_transformer=0;cutlass=0;cudagraph=1`` on CUDA by default.
+FlashInfer is MLC's default attention on CUDA (preset O2); it is off here because its kernels come
+from the ``flashinfer-python`` package, JIT-compiled at model-compile time, which neither the GPU
+image nor the carried wheels hold and which was not tried with TVM 0.26; attention then uses the
+TIR kernels that TVM generates for the paged KV cache (what MLC uses on every non-CUDA target).
+cuBLAS GEMM (BYOC) is off for the same reason (not verified in PyPI's TVM build); it only serves
+prefill-sized matmuls, not batch-1 decode. CUTLASS and FasterTransformer are off as in O2 for
+q4f16_1. Each is an option of the engine, and the flags used are recorded with the result.
+
+CPU cells (``gpu: cpu``) compile for ``llvm``: that is how the tests run the whole path here.
 
 Synthetic weights: MLC converts from an HF checkpoint, so :func:`llmperf_nb.weights.hf.write_synthetic_hf`
 writes one (fp16 safetensors + tokenizer) and ``convert_weight`` quantizes it like a real one. An
 index file is added so MLC does not load the whole safetensors file just to list its tensor names
 (its ``_check_safetensor`` does that for a lone model.safetensors). ``convert_weight`` needs torch
-(CPU is enough) to read safetensors (mlc_llm/loader/utils.py imports it); the MLC images install it.
+(CPU is enough) to read safetensors (mlc_llm/loader/utils.py imports it).
 
-NOT RUN HERE: no MLC wheel could be installed on the machine that wrote this (MLC publishes its
-wheels only on its own index) and no GPU was at hand, so these commands and the driver are written
-against MLC's source and are untested end to end; only the argv building and parsing are tested.
+Tensor parallelism: ``tensor_parallel_shards`` is the cell's shard count, written into the config
+and compiled in; the Relax VM driver runs one shard (N > 1 needs MLC's disco loader in libmlc_llm).
 """
 
 from __future__ import annotations
@@ -29,10 +46,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from ..drivers import mlc_compat
 from ..exceptions import ConfigError
 from ..models import get_model
 from ..parsers import mlc as parsers
@@ -43,17 +62,24 @@ if TYPE_CHECKING:
     from ..cells import Cell
 
 #: bump when prepare() makes different files for the same inputs
-PREPARE_VERSION = 1
+PREPARE_VERSION = 2
 QUANT_CODES = {"int4": "q4f16_1", "fp16": "q0f16"}
 CONV_TEMPLATE = "llama-2"  # no effect on speed: prompts go in as token ids, EOS is ignored
-#: MLC's "O2" preset (python/mlc_llm/interface/compiler_flags.py) with cudagraph left to the option
-_O2 = {"flashinfer": 1, "cublas_gemm": 1, "faster_transformer": 0, "cutlass": 1}
+#: the weight files convert_weight writes (older releases: ndarray-cache.json)
+WEIGHT_INDEX = ("tensor-cache.json", "ndarray-cache.json")
+BUILD_INFO = "llmperf-mlc-build.json"
+#: TVM target kind -> the device convert_weight quantizes on
+CONVERT_DEVICE = {"cuda": "cuda", "rocm": "rocm", "llvm": "cpu"}
+#: TVM target kind -> the device the driver runs on
+RUN_DEVICE = {"cuda": "cuda", "rocm": "rocm", "llvm": "cpu"}
 
 
 @dataclass(frozen=True)
 class Options:
-    target: Literal["cuda", "rocm", "auto"] = "auto"  # auto: cuda on NVIDIA, rocm on AMD
+    target: Literal["cuda", "rocm", "llvm", "auto"] = "auto"  # auto: cuda on NVIDIA, rocm on AMD, llvm on CPU
     use_cuda_graph: bool = True  # CUDA only; MLC turns it off for other targets
+    flashinfer: bool = False  # MLC's default on CUDA; off: see the module's docstring
+    cublas_gemm: bool = False
     max_seq_len: int = 2048  # context window compiled into the library
 
     def validate(self):
@@ -64,10 +90,9 @@ class Options:
 class Mlc(Engine):
     name = "mlc"
     label = "MLC LLM"
-    packages = ("mlc_llm",)
-    install_hint = ("MLC LLM's wheels are not on PyPI: use --runner docker with docker/Dockerfile.cu124.mlc, "
-                    "or install them from https://mlc.ai/wheels")
-    needs_gpu = True
+    packages = ("tvm", "tvm_ffi")
+    install_hint = (f"pip install apache-tvm=={mlc_compat.TVM_VERSION} apache-tvm-ffi=={mlc_compat.TVM_FFI_VERSION}, "
+                    f"and mlc-llm's Python source in ${mlc_compat.ENV_SOURCE} (docs/mlc.md)")
     options_class = Options
     formats = {"int4": "MLC q4f16_1", "fp16": "MLC q0f16"}
     dockerfiles = {"cuda": "Dockerfile.cu124.mlc", "rocm": "Dockerfile.rocm62.mlc"}
@@ -78,52 +103,58 @@ class Mlc(Engine):
         "stats": parsers.parse_stats,
     }
 
+    def unavailable(self, cell: Cell) -> str | None:
+        missing = mlc_compat.missing()
+        if missing:
+            return f"{self.label} cannot run here: " + "; ".join(missing)
+        return None
+
     # -- what gets built -------------------------------------------------------------------------
 
     def target(self, cell: Cell, opts: Options) -> str:
-        """The TVM device kind for the cell: from its GPU's vendor unless the option names one."""
+        """The TVM target kind for the cell: from its GPU's vendor (llvm for CPU cells) unless set."""
         vendor = _vendor(cell)
-        if vendor == "cpu":
-            asked = "this machine has no GPU (gpu: auto)" if cell.gpu.name == "auto" else "the cell asks for the CPU"
-            raise ConfigError(
-                f"MLC LLM runs here on a GPU only (CUDA or ROCm); {asked}. "
-                "Use the llama_cpp engine for CPU cells, or a GPU in the params file"
-            )
-        want = {"nvidia": "cuda", "amd": "rocm"}.get(vendor)
+        want = {"nvidia": "cuda", "amd": "rocm", "cpu": "llvm"}.get(vendor)
         if opts.target == "auto":
             if want is None:
                 raise ConfigError(f"MLC LLM: no target for GPU vendor {vendor!r}; set option 'target'")
             return want
         if want is not None and opts.target != want:
-            raise ConfigError(f"MLC LLM option target={opts.target!r} does not fit the cell's {vendor} GPU "
-                              f"({cell.gpu.name}); use {want!r} or 'auto'")
+            where = "CPU" if vendor == "cpu" else f"{vendor} GPU ({cell.gpu.name})"
+            raise ConfigError(f"MLC LLM option target={opts.target!r} does not fit the cell's {where}; "
+                              f"use {want!r} or 'auto'")
         return opts.target
 
     def build_settings(self, cell: Cell) -> dict:
         """Everything the compiled artifact depends on besides the weights."""
         opts = self.options(**cell.engine.options)
         target = self.target(cell, opts)
+        cuda = target == "cuda"
+        flags = {"flashinfer": int(opts.flashinfer and cuda), "cublas_gemm": int(opts.cublas_gemm and cuda),
+                 "faster_transformer": 0, "cutlass": 0, "cudagraph": int(opts.use_cuda_graph and cuda)}
         return {
             "quantization": QUANT_CODES[self._quant(cell)],
             "target": target,
             "tensor_parallel_shards": cell.num_shards,
-            "cuda_graph": bool(opts.use_cuda_graph and target == "cuda"),
+            "cuda_graph": bool(flags["cudagraph"]),
+            "opt": ";".join(f"{k}={v}" for k, v in flags.items()),
             "context_window_size": opts.max_seq_len,
             "conv_template": CONV_TEMPLATE,
+            **toolchain(),
         }
 
-    def commands(self, hf_dir: Path, out: Path, settings: dict) -> dict[str, list[str]]:
-        """The three ``mlc_llm`` commands of the compile step, by name."""
-        mlc = [python(), "-m", "mlc_llm"]
+    def commands(self, hf_dir: Path, out: Path, settings: dict, weights_dir: Path | None = None) -> dict[str, list[str]]:
+        """The three ``mlc_llm`` commands of the compile step, by name (run through the compat module)."""
+        mlc = [python(), "-m", "llmperf_nb.drivers.mlc_compat"]
         q, tp, ctx = settings["quantization"], str(settings["tensor_parallel_shards"]), str(settings["context_window_size"])
-        opt = ";".join([f"{k}={v}" for k, v in _O2.items()] + [f"cudagraph={int(settings['cuda_graph'])}"])
         return {
-            "convert_weight": [*mlc, "convert_weight", str(hf_dir), "--quantization", q, "-o", str(out)],
+            "convert_weight": [*mlc, "convert_weight", str(hf_dir), "--quantization", q,
+                               "--device", CONVERT_DEVICE[settings["target"]], "-o", str(weights_dir or out)],
             "gen_config": [*mlc, "gen_config", str(hf_dir), "--quantization", q,
                            "--conv-template", settings["conv_template"], "--context-window-size", ctx,
                            "--tensor-parallel-shards", tp, "-o", str(out)],
             "compile": [*mlc, "compile", str(out / "mlc-chat-config.json"), "--device", settings["target"],
-                        "--opt", opt, "--overrides", f"tensor_parallel_shards={tp};context_window_size={ctx}",
+                        "--opt", settings["opt"], "--overrides", f"tensor_parallel_shards={tp};context_window_size={ctx}",
                         "-o", str(out / "lib-partial.so")],
         }
 
@@ -142,30 +173,43 @@ class Mlc(Engine):
         else:
             source = {"revision": weights.get("revision"), "path": weights.get("path"), "sha256": weights.get("sha256")}
             provenance = {}
-        out = cache_dir / "mlc" / f"{spec.name}-{settings['quantization']}-{cache_key(source, settings, PREPARE_VERSION)}"
+        tag = f"{spec.name}-{settings['quantization']}"
+        # the converted weights depend on the source, the quantization and the converting code only
+        wkey = cache_key(source, settings["quantization"], settings["tvm"], settings["mlc_llm_commit"], PREPARE_VERSION)
+        wdir = cache_dir / "mlc" / f"{tag}-weights-{wkey}"
+        out = cache_dir / "mlc" / f"{tag}-{cache_key(source, settings, PREPARE_VERSION)}"
         lib = out / "lib.so"
-        extra = {"model_lib": str(lib), "settings": settings}
-        if lib.exists() and (out / "mlc-chat-config.json").exists():
-            return Prepared(str(out), fmt, {**provenance, "bytes": folder_bytes(out)}, cached=True, extra=extra)
+        extra = {"model_lib": str(lib), "settings": settings, "weights_dir": str(wdir)}
+        if lib.exists() and (out / BUILD_INFO).exists():
+            extra["build"] = json.loads((out / BUILD_INFO).read_text())
+            return Prepared(str(out), fmt, {**provenance, "bytes": folder_bytes(wdir)}, cached=True, extra=extra)
 
-        if weights["synthetic"]:
-            hf_dir = self._synthetic_hf(spec, cache_dir, cell.seed)
-        else:
-            hf_dir = Path(weights["path"])
-        cmds = self.commands(hf_dir, out, settings)
+        hf_dir = self._synthetic_hf(spec, cache_dir, cell.seed) if weights["synthetic"] else Path(weights["path"])
+        cmds = self.commands(hf_dir, out, settings, wdir)
         echo = dict(on_line=lambda line: print(line, end=""))
-        if not _converted(out):
-            partial = out.with_name(out.name + ".partial")
+        timings = {}
+        if not _converted(wdir):
+            partial = wdir.with_name(wdir.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
-            convert = self.commands(hf_dir, partial, settings)["convert_weight"]
-            run(convert, **echo)
-            shutil.rmtree(out, ignore_errors=True)
-            os.replace(partial, out)
-        if not (out / "mlc-chat-config.json").exists():
-            run(cmds["gen_config"], **echo)
+            t = time.monotonic()
+            run(self.commands(hf_dir, out, settings, partial)["convert_weight"], **echo)
+            timings["convert_weight_s"] = round(time.monotonic() - t, 1)
+            shutil.rmtree(wdir, ignore_errors=True)
+            os.replace(partial, wdir)
+        shutil.rmtree(out, ignore_errors=True)
+        t = time.monotonic()
+        run(cmds["gen_config"], **echo)
+        timings["gen_config_s"] = round(time.monotonic() - t, 1)
+        t = time.monotonic()
         run(cmds["compile"], **echo)
+        timings["compile_s"] = round(time.monotonic() - t, 1)
+        _link_weights(wdir, out)
+        build = {**settings, "commands": {k: _portable(v) for k, v in cmds.items()}, "timings": timings,
+                 "compat": "llmperf_nb.drivers.mlc_compat"}
+        (out / BUILD_INFO).write_text(json.dumps(build, indent=1) + "\n")
         os.replace(out / "lib-partial.so", lib)
-        return Prepared(str(out), fmt, {**provenance, "bytes": folder_bytes(out)}, extra=extra)
+        extra["build"] = build
+        return Prepared(str(out), fmt, {**provenance, "bytes": folder_bytes(wdir)}, extra=extra)
 
     def benchmark_argv(self, cell: Cell, prepared: Prepared, raw_path: Path) -> list[str]:
         settings = self.build_settings(cell)
@@ -173,13 +217,13 @@ class Mlc(Engine):
             python(), "-m", "llmperf_nb.drivers.mlc",
             "--model", prepared.artifact,
             "--model-lib", prepared.extra.get("model_lib") or str(Path(prepared.artifact) / "lib.so"),
-            "--device", settings["target"],
+            "--device", RUN_DEVICE[settings["target"]],
             "--max-seq-len", str(settings["context_window_size"]),
             *workload_args(cell, raw_path),
         ]
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
-        return measurement_from_raw(cell, raw_path, ("engine_reported", "tensor_parallel_shards"))
+        return measurement_from_raw(cell, raw_path, ("tensor_parallel_shards",))
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -201,10 +245,25 @@ class Mlc(Engine):
         return hf_dir
 
 
+def toolchain() -> dict:
+    """The versions a compiled library depends on: TVM, its FFI, and the mlc-llm source commit."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {"tvm": v("apache-tvm"), "tvm_ffi": v("apache-tvm-ffi"), "mlc_llm_commit": mlc_compat.source_commit()}
+
+
 def _vendor(cell: Cell) -> str:
     """'nvidia', 'amd' or 'cpu': from the GPU catalog, or from this machine for gpu 'auto'."""
     from .. import gpus
 
+    if cell.gpu.name == "cpu":
+        return "cpu"
     if cell.gpu.name != gpus.AUTO:
         return gpus.get_gpu(cell.gpu.name).vendor
     from .. import hardware
@@ -213,8 +272,19 @@ def _vendor(cell: Cell) -> str:
     return devices[0].get("vendor", "nvidia") if devices else "cpu"
 
 
-def _converted(out: Path) -> bool:
-    # convert_weight writes tensor-cache.json (older releases: ndarray-cache.json) next to the shards
-    return (out / "tensor-cache.json").exists() or (out / "ndarray-cache.json").exists()
+def _converted(wdir: Path) -> bool:
+    return any((wdir / name).exists() for name in WEIGHT_INDEX)
 
 
+def _link_weights(wdir: Path, out: Path) -> None:
+    """The converted weights beside the config and library, as MLC's loader expects one folder."""
+    for f in wdir.iterdir():
+        if f.name in WEIGHT_INDEX or f.name.startswith("params_shard_"):
+            dest = out / f.name
+            if dest.exists() or dest.is_symlink():
+                dest.unlink()
+            dest.symlink_to(os.path.relpath(f, out))
+
+
+def _portable(argv: list[str]) -> list[str]:
+    return ["python", *argv[1:]]
