@@ -67,7 +67,7 @@ def _import(args) -> int:
 
     text = Path(args.logfile).read_text(errors="replace") if args.logfile != "-" else sys.stdin.read()
     doc = imports.to_result(args.engine, text, fmt=args.format, model=args.model, gpu=args.gpu,
-                            source=args.logfile)
+                            source=args.logfile, gen_tokens=args.gen_len, prompt_tokens=args.prompt_tokens)
     json.dump(doc, sys.stdout, indent=1)
     print()
     return 0
@@ -121,6 +121,9 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--format", help="which of the engine's formats (default: recognise it)")
     imp.add_argument("--model", default="unknown", help="model name to record")
     imp.add_argument("--gpu", default="unknown", help="GPU name to record")
+    imp.add_argument("--gen-len", type=int, help="tokens the command generated per run, for logs that print rates "
+                     "only (MLC's 'prefill: X tok/s, decode: Y tok/s'); checked against logs that print it")
+    imp.add_argument("--prompt-tokens", type=int, help="prompt tokens of the command, for logs that do not print it")
     imp.add_argument("logfile", help="log file, or - for standard input")
     imp.set_defaults(func=_import)
     ls = sub.add_parser("list", help="list models, engines or GPUs")

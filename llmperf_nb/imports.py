@@ -10,9 +10,12 @@ from .params import DEFAULT_PROMPT, EngineChoice, GpuChoice
 
 
 def to_result(engine_name: str, text: str, *, fmt: str | None = None, model: str = "unknown",
-              gpu: str = "unknown", quantization: str = "unknown", source: str = "-") -> dict:
+              gpu: str = "unknown", quantization: str = "unknown", source: str = "-",
+              gen_tokens: int | None = None, prompt_tokens: int | None = None) -> dict:
+    """``gen_tokens``/``prompt_tokens``: what the command that printed ``text`` was asked for, for
+    logs that print rates only (e.g. MLC's one-line stats; ``import --gen-len N``)."""
     engine = registry[engine_name]
-    m = engine.parse_log(text, fmt)
+    m = engine.parse_log(text, fmt, gen_tokens=gen_tokens, prompt_tokens=prompt_tokens)
     gen = min((s["gen_tokens"] for s in m.samples), default=0)
     prompt = min((s["prompt_tokens"] or 0 for s in m.samples), default=0)
     cell = Cell(

@@ -175,14 +175,16 @@ def _var_name_hint() -> None:
 
 def _primfunc_buffer_map() -> None:
     """apache/tvm #20086 removed ``PrimFunc.buffer_map``: a buffer is now a parameter itself
-    (``tirx.Buffer`` is a ``Var``). mlc-llm #3534 adapts its passes; until the packed commit has
-    it, ``buffer_map`` is given back as {parameter: buffer} over the buffer parameters, which is
-    what compiler_pass/low_batch_specialization.py and fuse_dequantize_transpose.py read."""
+    (``tirx.Buffer`` is ``tvm.ir.Var``; a buffer parameter's type is a ``tirx.BufferType``).
+    mlc-llm #3534 adapts its passes; the packed commit predates it, so ``buffer_map`` is given back
+    as {parameter: parameter} over the buffer-typed parameters, which is what
+    compiler_pass/low_batch_specialization.py and fuse_dequantize_transpose.py read (shapes)."""
     from tvm import tirx
+    from tvm.tirx.buffer import BufferType
 
     if not hasattr(tirx.PrimFunc, "buffer_map"):
         tirx.PrimFunc.buffer_map = property(
-            lambda self: {p: p for p in self.params if isinstance(p, tirx.Buffer)})
+            lambda self: {p: p for p in self.params if isinstance(p.ty, BufferType)})
         _applied.append("PrimFunc.buffer_map")
 
 

@@ -119,23 +119,46 @@ class Engine(ABC):
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
         """Turn what the benchmark command printed and wrote into a Measurement."""
 
-    def parse_log(self, text: str, fmt: str | None = None) -> Measurement:
-        """Parse a log the engine printed; ``fmt`` picks a parser, else each is tried in turn."""
+    def parse_log(self, text: str, fmt: str | None = None, **counts) -> Measurement:
+        """Parse a log the engine printed; ``fmt`` picks a parser, else each is tried in turn.
+
+        ``counts`` (``gen_tokens``, ``prompt_tokens``): what the command that printed the log was
+        asked for, for logs that print rates only. A parser that takes such a keyword gets it; a
+        log that prints its own count must agree with it, else :class:`ParseError`.
+        """
         from ..exceptions import ParseError
 
+        counts = {k: v for k, v in counts.items() if v is not None}
         if fmt is not None:
             if fmt not in self.parsers:
                 raise ConfigError(f"unknown format {fmt!r} for {self.name}; valid: {', '.join(self.parsers)}")
-            return self.parsers[fmt](text)
+            return _check_counts(_call_parser(self.parsers[fmt], text, counts), counts)
         errors = []
         for name, parser in self.parsers.items():
             try:
-                return parser(text)
+                return _check_counts(_call_parser(parser, text, counts), counts)
             except ParseError as e:
                 errors.append(f"{name}: {e}")
         raise ParseError(
             f"no {self.label} output recognised (tried {', '.join(self.parsers)}): " + "; ".join(errors)
         )
+
+
+def _call_parser(parser: Parser, text: str, counts: dict) -> Measurement:
+    import inspect
+
+    params = inspect.signature(parser).parameters
+    return parser(text, **{k: v for k, v in counts.items() if k in params})
+
+
+def _check_counts(m: Measurement, counts: dict) -> Measurement:
+    from ..exceptions import ParseError
+
+    for key, want in counts.items():
+        seen = {s.get(key) for s in m.samples} - {None}
+        if seen and seen != {want}:
+            raise ParseError(f"the log's {key} ({', '.join(map(str, sorted(seen)))}) differs from the {want} given")
+    return m
 
 
 def cache_key(*parts) -> str:

@@ -53,8 +53,9 @@ def parse_stats(text: str, *, gen_tokens: int | None = None, prompt_tokens: int 
     if gen_tokens is None:
         raise ParseError(
             "MLC's one-line stats give rates but not how many tokens were generated, and a result needs that "
-            "count; parse_stats(text, gen_tokens=N) takes it from the command that ran (e.g. --generate-length), "
-            "or import MLC's verbose stats or engine metrics, which print it"
+            "count; give it from the command that ran (its --generate-length): llmperf-nb import --engine mlc "
+            "--gen-len N (parse_stats(text, gen_tokens=N)), or import MLC's verbose stats or engine metrics, "
+            "which print it"
         )
     samples = [{"prompt_tokens": prompt_tokens, "gen_tokens": gen_tokens,
                 "prefill_tok_s": _float(p), "decode_tok_s": _float(d)} for p, d in found]
