@@ -37,6 +37,9 @@ export TORCH_CUDA_ARCH_LIST=${CUDA_ARCH:0:1}.${CUDA_ARCH:1}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONUNBUFFERED=1
 EOS
+    # MLC LLM: mlc-llm's Python source, unpacked from .gpu/mlc-llm-src.tar.gz (docs/mlc.md)
+    [ -d "$BUILD/mlc-llm-src/mlc_llm" ] && echo "export MLC_LLM_SOURCE=$BUILD/mlc-llm-src"
+    return 0
 }
 
 install_wheels() {
@@ -48,6 +51,20 @@ install_wheels() {
     done
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "${wheels[@]}"
     touch "$SITE/.installed"
+}
+install_mlc() {
+    # TVM 0.26 + its FFI + what `import mlc_llm` needs beyond the image (.gpu/wheels-mlc), and
+    # mlc-llm's Python source (.gpu/mlc-llm-src.tar.gz); both only where carried. Nothing is built.
+    if [ -d "$REPO/.gpu/wheels-mlc" ] && [ ! -f "$SITE/.installed-mlc" ]; then
+        log "installing MLC wheels (apache-tvm, apache-tvm-ffi, ...) into $SITE"
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+            "$REPO"/.gpu/wheels-mlc/*.whl
+        touch "$SITE/.installed-mlc"
+    fi
+    if [ -f "$REPO/.gpu/mlc-llm-src.tar.gz" ] && [ ! -d "$BUILD/mlc-llm-src/mlc_llm" ]; then
+        tar -xzf "$REPO/.gpu/mlc-llm-src.tar.gz" -C "$BUILD"
+        log "mlc-llm source $(head -1 "$BUILD/mlc-llm-src/MLC_LLM_COMMIT") in $BUILD/mlc-llm-src"
+    fi
 }
 
 build_llama_cpp() {
@@ -81,9 +98,14 @@ build_exllamav2() {
 prepare() {
     mkdir -p "$BUILD"
     install_wheels
+    install_mlc
     eval "$(exports)"
     # builds finish before anything is measured: a compile beside a benchmark slows the benchmark
     # (seen: llama.cpp 7B decode 11 % under llama-bench while ExLlamaV2's extension compiled)
+    if [ -n "${SKIP_BUILDS:-}" ]; then  # a job that runs neither llama.cpp nor ExLlamaV2 (mlc-int4.sh)
+        log "SKIP_BUILDS set: llama.cpp and ExLlamaV2 are not built"
+        return 0
+    fi
     build_llama_cpp || log "llama.cpp build failed: its cells will fail with the reason"
     build_exllamav2 || log "ExLlamaV2 build failed: its cells will fail with the reason"
 }

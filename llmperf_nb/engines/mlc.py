@@ -95,7 +95,7 @@ class Mlc(Engine):
                     f"and mlc-llm's Python source in ${mlc_compat.ENV_SOURCE} (docs/mlc.md)")
     options_class = Options
     formats = {"int4": "MLC q4f16_1", "fp16": "MLC q0f16"}
-    dockerfiles = {"cuda": "Dockerfile.cu124.mlc", "rocm": "Dockerfile.rocm62.mlc"}
+    dockerfiles = {"cuda": "Dockerfile.cu130.mlc", "rocm": "Dockerfile.rocm62.mlc"}
     parsers = {
         "verbose": parsers.parse_verbose,
         "metrics-json": parsers.parse_metrics_json,
@@ -180,7 +180,7 @@ class Mlc(Engine):
         out = cache_dir / "mlc" / f"{tag}-{cache_key(source, settings, PREPARE_VERSION)}"
         lib = out / "lib.so"
         extra = {"model_lib": str(lib), "settings": settings, "weights_dir": str(wdir)}
-        if lib.exists() and (out / BUILD_INFO).exists():
+        if lib.exists() and (out / BUILD_INFO).exists() and _converted(wdir):
             extra["build"] = json.loads((out / BUILD_INFO).read_text())
             return Prepared(str(out), fmt, {**provenance, "bytes": folder_bytes(wdir)}, cached=True, extra=extra)
 
