@@ -39,6 +39,8 @@ class Options:
     attn: Literal["sdpa", "eager"] = "sdpa"
     # None: float16 on a GPU, float32 on the CPU (CPU fp16 matmuls are slow or missing)
     dtype: Literal["float16", "bfloat16", "float32"] | None = None
+    # also time transformers' own generate() on the same model and cache kind, in the same command
+    crosscheck: bool = False
 
     def validate(self):
         if self.compile and self.cache != "static":
@@ -52,6 +54,7 @@ class Transformers(Engine):
     packages = ("torch", "transformers")
     install_hint = "pip install 'llmperf-nb[transformers]' (and bitsandbytes for int4 on a CUDA GPU)"
     options_class = Options
+    label_ignores = ("crosscheck",)
     formats = {"int4": "bitsandbytes 4-bit (nf4)", "fp16": "safetensors fp16"}
     dockerfiles = {"cuda": "Dockerfile.cu126.transformers"}
     parsers = {"benchmark_hf": parsers.parse_benchmark_hf}
@@ -109,6 +112,8 @@ class Transformers(Engine):
         ]
         if opts.compile:
             argv.append("--compile")
+        if opts.crosscheck:
+            argv.append("--crosscheck")
         if prepared.extra.get("random_init"):
             argv.append("--random-init")
         return argv
