@@ -366,7 +366,7 @@ def cpu_run(tmp_path_factory, cache_dir):
     params = out / "params.yaml"
     text = (ROOT / "params" / "mlc-cpu-smoke.yaml").read_text()
     params.write_text(text.replace("gen_len: 16", "gen_len: 8"))
-    done = cli("run", params, "--out", out / "report", "--cache-dir", cache_dir, "--no-progress")
+    done = cli("run", params, "--out", out / "report", "--cache-dir", cache_dir, "--no-progress", "--no-report")
     return out / "report", done
 
 
