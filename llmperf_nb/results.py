@@ -111,9 +111,23 @@ def work_check(doc: dict) -> dict:
         digest = keys[0][1] if identical and keys[0][0] == "sha256" else None
         if not identical:
             problems.append(f"the {len(samples)} measured repetitions decoded {len(set(keys))} different token "
-                            "sequences: state leaked between repetitions or the engine is not deterministic")
+                            f"sequences{_divergence(samples)}")
     return {"identical_tokens": identical, "token_ids_sha256": digest, "compared": compared,
             "problems": problems}
+
+
+def _divergence(samples: list[dict]) -> str:
+    """Where the sequences part: from the first token (the prefill saw other state: leaked state or
+    other work) or later (the same work until then; non-deterministic kernels on near-tied logits)."""
+    seqs = [s.get("token_ids") for s in samples]
+    if not all(seqs):
+        return ""
+    first = min((next((i for i, (a, b) in enumerate(zip(seqs[0], q)) if a != b), len(q)) for q in seqs[1:]),
+                default=0)
+    if first == 0:
+        return ", differing from the first token on (state leaked between repetitions, or other work)"
+    return (f", all alike for the first {first} tokens and parting after (non-deterministic kernels flipping "
+            "a near tie between logits)")
 
 
 def _tokens_key(sample: dict) -> tuple[str, str] | None:
