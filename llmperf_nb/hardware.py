@@ -13,8 +13,8 @@ import re
 import sys
 
 from . import gpus, process
+from .cells import GpuChoice
 from .exceptions import ProcessError
-from .params import GpuChoice
 
 _NVIDIA_FIELDS = (
     "index", "name", "driver_version", "memory.total", "power.limit", "clocks.max.sm",

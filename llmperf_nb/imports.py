@@ -4,9 +4,9 @@ result file, so it joins the same report as runs of the pipeline."""
 from __future__ import annotations
 
 from . import results
-from .cells import Cell
+from .cells import Cell, EngineChoice, GpuChoice
 from .engines import registry
-from .params import DEFAULT_PROMPT, EngineChoice, GpuChoice
+from .params import DEFAULT_PROMPT
 
 
 def to_result(engine_name: str, text: str, *, fmt: str | None = None, model: str = "unknown",

@@ -31,7 +31,7 @@ def context(cell_dir: str = "", cache_dir: str = "") -> tuple[cells.Cell, Path, 
     if cell_dir:
         path = Path(cell_dir)
         return cells.Cell.load(path), path, cache
-    cell = cells.expand(params.from_dict(DEMO_PARAMS, source="demo"))[0]
+    cell = params.expand(params.from_dict(DEMO_PARAMS, source="demo"))[0]
     path = cache / "demo" / cell.id
     cell.save(path)
     return cell, path, cache

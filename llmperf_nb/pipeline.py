@@ -16,7 +16,7 @@ from . import cells, process, results
 from .engines import registry
 from .exceptions import LlmPerfError, SchemaError
 from .execute import NotebookFailed, execute, terminal
-from .params import Params
+from .params import Params, expand
 from .paths import CELL_NOTEBOOKS, notebook
 
 
@@ -34,13 +34,13 @@ def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local"
 
     out_dir, cache_dir = Path(out_dir).resolve(), Path(cache_dir).resolve()
     results_dir = out_dir / "results"
-    todo = cells.expand(params)
+    todo = expand(params)
     if only:
         import fnmatch
 
         todo = [c for c in todo if fnmatch.fnmatch(c.id, only)]
         if not todo:
-            raise LlmPerfError(f"--only {only!r} matches no cell of {params.name}; cells are named like {cells.expand(params)[0].id}")
+            raise LlmPerfError(f"--only {only!r} matches no cell of {params.name}; cells are named like {expand(params)[0].id}")
     summary = Summary()
     term = terminal()
     bar = tqdm(total=len(todo), unit="cell", desc=params.name, disable=not progress, file=term)

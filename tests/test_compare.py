@@ -11,9 +11,8 @@ import pytest
 from scipy import stats as sps
 
 from llmperf_nb import compare, report, results
-from llmperf_nb.cells import Cell
+from llmperf_nb.cells import Cell, EngineChoice, GpuChoice
 from llmperf_nb.measurement import Measurement
-from llmperf_nb.params import EngineChoice, GpuChoice
 
 from .conftest import cli
 

@@ -33,7 +33,7 @@ def no_container_left(request):
 
 def _cell(tmp_path, **overrides):
     raw = {"name": "t", "models": ["tiny-llama"], "gpus": ["cpu"], "engines": ["llama_cpp"], **overrides}
-    cell = cells.expand(params.from_dict(raw))[0]
+    cell = params.expand(params.from_dict(raw))[0]
     cell_dir = tmp_path / "results" / cell.id
     cell.save(cell_dir)
     return cell, cell_dir
@@ -199,7 +199,7 @@ def test_engine_without_an_image_for_the_platform_is_not_run(tmp_path):
 def test_local_weights_must_be_an_absolute_path(tmp_path, monkeypatch):
     raw = {"name": "t", "models": ["tiny-llama"], "gpus": ["cpu"], "engines": ["llama_cpp"],
            "local_weights": {"tiny-llama": "models/tiny.gguf"}}
-    cell = cells.expand(params.from_dict(raw))[0]
+    cell = params.expand(params.from_dict(raw))[0]
     runner = dr.DockerRunner(client=_FakeClient())
     monkeypatch.setattr(runner, "image", lambda *a, **k: ("t", None))
     with pytest.raises(ContainerError, match="must be an absolute path with --runner docker"):

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from llmperf_nb import imports, process, tokenizer
-from llmperf_nb.cells import Cell
+from llmperf_nb.cells import Cell, EngineChoice, GpuChoice
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.exllamav2 import ExLlamaV2Engine
 from llmperf_nb.exceptions import ConfigError, EngineError, ParseError, WeightsError
 from llmperf_nb.models import ModelSpec, get_model
-from llmperf_nb.params import DEFAULT_PROMPT, EngineChoice, GpuChoice
+from llmperf_nb.params import DEFAULT_PROMPT
 from llmperf_nb.parsers import exllamav2 as p
 from llmperf_nb.weights import gptq
 

@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from llmperf_nb import imports
-from llmperf_nb.cells import Cell
+from llmperf_nb.cells import Cell, EngineChoice, GpuChoice
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.mlc import Mlc
 from llmperf_nb.exceptions import ConfigError, ParseError
-from llmperf_nb.params import EngineChoice, GpuChoice
 from llmperf_nb.parsers import mlc as p
 
 from .conftest import LOGS

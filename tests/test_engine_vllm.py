@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 from llmperf_nb import imports
-from llmperf_nb.cells import Cell
+from llmperf_nb.cells import Cell, EngineChoice, GpuChoice
 from llmperf_nb.drivers import vllm as driver
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.vllm import Vllm
 from llmperf_nb.exceptions import ConfigError, ParseError
-from llmperf_nb.params import EngineChoice, GpuChoice
 from llmperf_nb.parsers import vllm as p
 
 from .conftest import LOGS

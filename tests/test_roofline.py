@@ -13,9 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from llmperf_nb import analysis, gpus, results, roofline  # noqa: E402
-from llmperf_nb.cells import Cell  # noqa: E402
+from llmperf_nb.cells import Cell, EngineChoice, GpuChoice  # noqa: E402
 from llmperf_nb.measurement import Measurement  # noqa: E402
-from llmperf_nb.params import EngineChoice, GpuChoice  # noqa: E402
 
 from .conftest import ROOT  # noqa: E402
 
