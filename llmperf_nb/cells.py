@@ -11,6 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .jsonfile import write_json
+from .layout import CellDir
+
 
 @dataclass(frozen=True)
 class GpuChoice:
@@ -68,11 +71,9 @@ class Cell:
         return cls(**d)
 
     def save(self, cell_dir: Path) -> Path:
-        cell_dir.mkdir(parents=True, exist_ok=True)
-        path = cell_dir / "cell.json"
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        Path(cell_dir).mkdir(parents=True, exist_ok=True)
+        return write_json(CellDir(cell_dir).cell, self.to_dict(), indent=2)
 
     @classmethod
     def load(cls, cell_dir: Path) -> Cell:
-        return cls.from_dict(json.loads((Path(cell_dir) / "cell.json").read_text()))
+        return cls.from_dict(json.loads(CellDir(cell_dir).cell.read_text()))

@@ -235,7 +235,7 @@ def test_shapes_gptq_cannot_pack_are_refused(tmp_path):
         gptq.write_synthetic_gptq(odd, tmp_path / "odd")
 
 
-# --- engine: options, prepare, argv, parse ------------------------------------------------------
+# --- engine: options, compile, argv, parse ------------------------------------------------------
 
 def test_formats_and_options(engine):
     assert engine.weight_format("int4") == "GPTQ 4-bit g128"
@@ -251,15 +251,15 @@ def test_formats_and_options(engine):
 
 def test_cpu_cells_are_refused(engine, tmp_path):
     with pytest.raises(EngineError, match="needs a CUDA GPU"):
-        engine.prepare(cell("cpu"), {"synthetic": True}, tmp_path, None)
+        engine.compile(cell("cpu"), {"synthetic": True}, tmp_path, None)
     with pytest.raises(EngineError, match="needs a CUDA GPU"):
         engine.benchmark_argv(cell("cpu"), Prepared("m", "GPTQ 4-bit g128", {}), tmp_path / "raw.json")
 
 
 def test_prepare_synthetic_is_cached_and_builds_the_extension(engine, tmp_path):
     calls = []
-    first = engine.prepare(cell(), {"synthetic": True}, tmp_path, lambda argv, **kw: calls.append(argv))
-    again = engine.prepare(cell(), {"synthetic": True}, tmp_path, lambda argv, **kw: calls.append(argv))
+    first = engine.compile(cell(), {"synthetic": True}, tmp_path, lambda argv, **kw: calls.append(argv))
+    again = engine.compile(cell(), {"synthetic": True}, tmp_path, lambda argv, **kw: calls.append(argv))
     assert not first.cached and again.cached and first.artifact == again.artifact
     assert first.format == "GPTQ 4-bit g128" and first.weights["bytes"] > 70e6
     assert (tmp_path / "gptq").is_dir() and first.artifact.startswith(str(tmp_path / "gptq"))
@@ -268,22 +268,22 @@ def test_prepare_synthetic_is_cached_and_builds_the_extension(engine, tmp_path):
 
 def test_prepare_real_folders(engine, tiny_gptq, tmp_path):
     run = lambda argv, **kw: None  # noqa: E731
-    got = engine.prepare(cell(weights="local"), {"synthetic": False, "path": str(tiny_gptq)}, tmp_path, run)
+    got = engine.compile(cell(weights="local"), {"synthetic": False, "path": str(tiny_gptq)}, tmp_path, run)
     assert got.artifact == str(tiny_gptq) and got.format == "GPTQ 4-bit g128 (as given)"
     exl2 = tmp_path / "exl2"
     exl2.mkdir()
     (exl2 / "config.json").write_text(json.dumps({"quantization_config": {"quant_method": "exl2", "bits": 4.65}}))
     (exl2 / "output.safetensors").write_bytes(b"")
-    assert engine.prepare(cell(), {"synthetic": False, "path": str(exl2)}, tmp_path, run).format == "EXL2 4.65 bpw (as given)"
+    assert engine.compile(cell(), {"synthetic": False, "path": str(exl2)}, tmp_path, run).format == "EXL2 4.65 bpw (as given)"
     fp16 = tmp_path / "fp16"
     fp16.mkdir()
     (fp16 / "config.json").write_text("{}")
     header = json.dumps({"lm_head.weight": {"dtype": "F16", "shape": [1], "data_offsets": [0, 2]}}).encode()
     (fp16 / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0\0")
     with pytest.raises(WeightsError, match="not a GPTQ or EXL2"):
-        engine.prepare(cell(), {"synthetic": False, "path": str(fp16)}, tmp_path, run)
+        engine.compile(cell(), {"synthetic": False, "path": str(fp16)}, tmp_path, run)
     with pytest.raises(WeightsError, match="model folder"):
-        engine.prepare(cell(), {"synthetic": False, "path": str(fp16 / "config.json")}, tmp_path, run)
+        engine.compile(cell(), {"synthetic": False, "path": str(fp16 / "config.json")}, tmp_path, run)
 
 
 def argv_tail(engine, c, tmp_path):

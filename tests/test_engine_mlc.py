@@ -148,7 +148,7 @@ def test_options_are_validated(engine):
 
 def test_cpu_cell_is_refused_clearly(engine, tmp_path):
     with pytest.raises(ConfigError, match="GPU only .* the cell asks for the CPU"):
-        engine.prepare(cell("cpu"), {"synthetic": True}, tmp_path, run=None)
+        engine.compile(cell("cpu"), {"synthetic": True}, tmp_path, run=None)
     with pytest.raises(ConfigError, match="GPU only"):
         engine.benchmark_argv(cell("cpu"), Prepared("x", "MLC q4f16_1", {}), tmp_path / "raw.json")
 
@@ -211,7 +211,7 @@ def test_benchmark_argv(engine, tmp_path, monkeypatch):
                         "--device", "rocm", "--max-seq-len", "2048", "--out", str(tmp_path / "raw.json")]
 
 
-# -- prepare: commands run through `run`, cached by inputs ----------------------------------------
+# -- compile: commands run through `run`, cached by inputs ----------------------------------------
 
 @pytest.fixture
 def fake_hf_writer(monkeypatch):
@@ -247,15 +247,15 @@ def test_prepare_runs_the_three_steps_once(engine, tmp_path, fake_hf_writer):
             out.write_bytes(b"lib")
 
     c = cell(count=2)
-    first = engine.prepare(c, {"synthetic": True}, tmp_path, run)
+    first = engine.compile(c, {"synthetic": True}, tmp_path, run)
     assert ran == ["convert_weight", "gen_config", "compile"] and not first.cached
     assert Path(first.extra["model_lib"]).read_bytes() == b"lib"
     assert first.extra["settings"]["tensor_parallel_shards"] == 2
     hf_dirs = list((tmp_path / "hf").iterdir())
     assert json.loads((hf_dirs[0] / "model.safetensors.index.json").read_text())["weight_map"]
-    again = engine.prepare(c, {"synthetic": True}, tmp_path, run)
+    again = engine.compile(c, {"synthetic": True}, tmp_path, run)
     assert again.cached and ran == ["convert_weight", "gen_config", "compile"] and again.artifact == first.artifact
-    other = engine.prepare(cell(count=1), {"synthetic": True}, tmp_path, run)
+    other = engine.compile(cell(count=1), {"synthetic": True}, tmp_path, run)
     assert other.artifact != first.artifact and fake_hf_writer == [("Llama-2-7b-chat-hf", 0, True)]
 
 

@@ -65,7 +65,7 @@ def test_params_file_reports_a_bad_option():
 def test_int4_on_the_cpu_is_refused(tmp_path):
     assert "runs on CUDA GPUs only" in ENGINE.unavailable(cell(quantization="int4"))
     with pytest.raises(EngineError, match="bitsandbytes 4-bit, which runs on CUDA GPUs only"):
-        ENGINE.prepare(cell(quantization="int4"), {"synthetic": True}, tmp_path, process.run)
+        ENGINE.compile(cell(quantization="int4"), {"synthetic": True}, tmp_path, process.run)
 
 
 def test_registered():
@@ -124,7 +124,7 @@ def test_parser_refuses_other_text():
 @pytest.fixture(scope="module")
 def tiny_checkpoint(cache_dir):
     pytest.importorskip("transformers")
-    return ENGINE.prepare(cell(), {"synthetic": True, "source": "synthetic"}, cache_dir, process.run)
+    return ENGINE.compile(cell(), {"synthetic": True, "source": "synthetic"}, cache_dir, process.run)
 
 
 def test_synthetic_checkpoint_round_trip(tiny_checkpoint):
@@ -151,14 +151,14 @@ def test_synthetic_checkpoint_round_trip(tiny_checkpoint):
 
 
 def test_prepare_is_cached(tiny_checkpoint, cache_dir):
-    again = ENGINE.prepare(cell(), {"synthetic": True}, cache_dir, process.run)
+    again = ENGINE.compile(cell(), {"synthetic": True}, cache_dir, process.run)
     assert again.cached and again.artifact == tiny_checkpoint.artifact
 
 
 def test_big_models_get_config_and_tokenizer_only(cache_dir, monkeypatch):
     pytest.importorskip("transformers")
     monkeypatch.setattr(engine_module, "RANDOM_INIT_ABOVE", 0)
-    prepared = ENGINE.prepare(cell(), {"synthetic": True}, cache_dir, process.run)
+    prepared = ENGINE.compile(cell(), {"synthetic": True}, cache_dir, process.run)
     files = sorted(p.name for p in Path(prepared.artifact).iterdir())
     assert files == ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
     assert prepared.extra == {"random_init": True}
@@ -212,7 +212,7 @@ def test_cpu_run_with_random_init_on_device(cache_dir, tmp_path, monkeypatch):
     pytest.importorskip("torch")
     monkeypatch.setattr(engine_module, "RANDOM_INIT_ABOVE", 0)
     c = cell(gen_len=8, reps=1)
-    prepared = ENGINE.prepare(c, {"synthetic": True}, cache_dir, process.run)
+    prepared = ENGINE.compile(c, {"synthetic": True}, cache_dir, process.run)
     m, raw = run_cell(c, prepared, tmp_path)
     assert [s["gen_tokens"] for s in m.samples] == [8]
     assert raw["settings"]["weights"].startswith("random init on device")

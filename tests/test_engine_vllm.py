@@ -141,7 +141,7 @@ def test_options_are_validated(engine):
 
 def test_cpu_cell_is_refused_clearly(engine, tmp_path):
     with pytest.raises(ConfigError, match="GPU only .* the cell asks for the CPU"):
-        engine.prepare(cell("cpu"), {"synthetic": True}, tmp_path, run=None)
+        engine.compile(cell("cpu"), {"synthetic": True}, tmp_path, run=None)
     with pytest.raises(ConfigError, match="GPU only"):
         engine.benchmark_argv(cell("cpu"), Prepared("x", "safetensors fp16", {}), tmp_path / "raw.json")
 
@@ -178,19 +178,19 @@ def fake_hf_writer(monkeypatch):
 @pytest.mark.parametrize("method, keys", [("awq", {"bits", "group_size", "zero_point"}),
                                           ("gptq", {"bits", "group_size", "desc_act", "sym"})])
 def test_prepare_dummy_int4_writes_the_quantization_config(engine, tmp_path, fake_hf_writer, method, keys):
-    prepared = engine.prepare(cell(quantization="int4", quant_method=method), {"synthetic": True}, tmp_path, None)
+    prepared = engine.compile(cell(quantization="int4", quant_method=method), {"synthetic": True}, tmp_path, None)
     config = json.loads((Path(prepared.artifact) / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == method and keys <= set(config["quantization_config"])
     assert prepared.extra == {"load_format": "dummy", "quantization": method}
     assert prepared.format == {"awq": "AWQ 4-bit", "gptq": "GPTQ 4-bit"}[method]
-    assert engine.prepare(cell(quantization="int4", quant_method=method), {"synthetic": True}, tmp_path, None).cached
+    assert engine.compile(cell(quantization="int4", quant_method=method), {"synthetic": True}, tmp_path, None).cached
 
 
 def test_prepare_fp16_dummy_and_real(engine, tmp_path, fake_hf_writer):
-    dummy = engine.prepare(cell(), {"synthetic": True}, tmp_path, None)
+    dummy = engine.compile(cell(), {"synthetic": True}, tmp_path, None)
     assert "quantization_config" not in json.loads((Path(dummy.artifact) / "config.json").read_text())
     assert dummy.format == "safetensors fp16" and dummy.extra["load_format"] == "dummy"
-    real = engine.prepare(cell(weights="hub"), {"synthetic": False, "path": "/hf/snap"}, tmp_path, None)
+    real = engine.compile(cell(weights="hub"), {"synthetic": False, "path": "/hf/snap"}, tmp_path, None)
     assert (real.artifact, real.extra["load_format"]) == ("/hf/snap", "auto")
 
 

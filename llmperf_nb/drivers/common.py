@@ -12,12 +12,11 @@ pass, so decode tok/s = (gen_len - 1) / decode time and each pass is one per-tok
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
 from typing import Protocol
 
 from llmperf_nb import telemetry
+from llmperf_nb.jsonfile import write_json
 
 
 class Stepper(Protocol):
@@ -118,10 +117,7 @@ def measure(one_run, args, continuous: bool = False) -> dict:
 
 
 def write(doc: dict, out: str) -> None:
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, out)
+    write_json(out, doc, indent=None)
     last = doc["samples"][-1]
     print(f"decode {last['decode_tok_s']:.2f} tok/s, prefill {last['prefill_tok_s']:.2f} tok/s, "
           f"{len(doc['samples'])} repetitions, {last['gen_tokens']} tokens each", flush=True)

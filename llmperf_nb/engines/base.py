@@ -104,7 +104,7 @@ class Engine(ABC):
         return "hf"
 
     @abstractmethod
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         """Make the artifact the benchmark loads (convert, quantize, write synthetic weights).
 
         ``weights`` is what the setup step resolved; ``run`` is :func:`llmperf_nb.process.run`.

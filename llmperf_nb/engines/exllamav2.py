@@ -71,7 +71,7 @@ class ExLlamaV2Engine(Engine):
     def source_format(self, quantization: str) -> str:
         return "gptq"
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         _need_gpu(cell)
         fmt = self.weight_format(cell.quantization)
         if weights["synthetic"]:

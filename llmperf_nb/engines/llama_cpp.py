@@ -66,7 +66,7 @@ class LlamaCpp(Engine):
     def _gguf_type(self, quantization: str) -> str:
         return self.weight_format(quantization).split()[-1]
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         spec = get_model(cell.model)
         qtype = self._gguf_type(cell.quantization)
         fmt = self.weight_format(cell.quantization)

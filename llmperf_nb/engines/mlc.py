@@ -1,7 +1,7 @@
 """MLC LLM: weights converted to MLC's format (q4f16_1 for int4, q0f16 for fp16), a model library
 compiled by TVM for the GPU, benchmarked through MLC's Python engine.
 
-Compile (``prepare``), with the current ``mlc_llm`` command line (python/mlc_llm/cli/*.py of
+Compile (``compile``), with the current ``mlc_llm`` command line (python/mlc_llm/cli/*.py of
 mlc-ai/mlc-llm), each step cached by its inputs and skipped when its output exists:
 
 1. ``mlc_llm convert_weight HF_DIR --quantization q4f16_1 -o OUT`` (params_shard_*.bin)
@@ -42,7 +42,7 @@ from .base import Engine, Measurement, Prepared, cache_key, folder_bytes, measur
 if TYPE_CHECKING:
     from ..cells import Cell
 
-#: bump when prepare() makes different files for the same inputs
+#: bump when compile() makes different files for the same inputs
 PREPARE_VERSION = 1
 QUANT_CODES = {"int4": "q4f16_1", "fp16": "q0f16"}
 CONV_TEMPLATE = "llama-2"  # no effect on speed: prompts go in as token ids, EOS is ignored
@@ -129,7 +129,7 @@ class Mlc(Engine):
 
     # -- Engine interface --------------------------------------------------------------------------
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         spec = get_model(cell.model)
         settings = self.build_settings(cell)
         fmt = self.weight_format(cell.quantization)

@@ -65,7 +65,7 @@ class Transformers(Engine):
             return f"{self.label} int4 needs bitsandbytes, not installed here: pip install bitsandbytes"
         return super().unavailable(cell)
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         fmt = self.weight_format(cell.quantization)
         _check_device(cell)
         if not weights["synthetic"]:

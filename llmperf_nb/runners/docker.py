@@ -27,6 +27,8 @@ from pathlib import Path
 from .. import gpus, process, steps
 from ..engines import registry
 from ..exceptions import ContainerError, ProcessError, StepTimeout
+from ..jsonfile import write_json
+from ..layout import CellDir
 from ..paths import ROOT
 
 DOCKER_DIR = ROOT / "docker"
@@ -181,9 +183,7 @@ def _record_skip(cell, cell_dir: Path, reason: str, on_line) -> process.Complete
 
     doc = {"hardware": hardware.detect(), "weights": {"source": cell.weights, "synthetic": cell.weights == "synthetic"},
            "skip": reason, "format": registry[cell.engine.name].weight_format(cell.quantization)}
-    tmp = cell_dir / "setup.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, cell_dir / "setup.json")
+    write_json(CellDir(cell_dir).output("setup"), doc)
     said = f"skipped: {reason}\n"
     if on_line:
         on_line(said)
