@@ -47,7 +47,7 @@ def docker_client():
     """A client of the Docker daemon that DOCKER_HOST names; tests that use it skip when none answers."""
     pytest.importorskip("docker", reason="the docker SDK is not installed (pip install '.[docker]')")
     from llmperf_nb.exceptions import ContainerError
-    from llmperf_nb.runners.docker import connect
+    from llmperf_nb.runners.containers import connect
 
     try:
         client = connect()

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from .. import gpus
 from ..exceptions import ConfigError
 from ..models import get_model
 from ..parsers import mlc as parsers
@@ -82,7 +83,7 @@ class Mlc(Engine):
 
     def target(self, cell: Cell, opts: Options) -> str:
         """The TVM device kind for the cell: from its GPU's vendor unless the option names one."""
-        vendor = _vendor(cell)
+        vendor = gpus.vendor(cell.gpu.name)
         if vendor == "cpu":
             asked = "this machine has no GPU (gpu: auto)" if cell.gpu.name == "auto" else "the cell asks for the CPU"
             raise ConfigError(
@@ -199,18 +200,6 @@ class Mlc(Engine):
             weight_map = {name: "model.safetensors" for name, _ in tensor_shapes(spec)}
             index.write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=1) + "\n")
         return hf_dir
-
-
-def _vendor(cell: Cell) -> str:
-    """'nvidia', 'amd' or 'cpu': from the GPU catalog, or from this machine for gpu 'auto'."""
-    from .. import gpus
-
-    if cell.gpu.name != gpus.AUTO:
-        return gpus.get_gpu(cell.gpu.name).vendor
-    from .. import hardware
-
-    devices = hardware.detect()["gpu"]["devices"]
-    return devices[0].get("vendor", "nvidia") if devices else "cpu"
 
 
 def _converted(out: Path) -> bool:
