@@ -12,15 +12,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from llmperf_nb import imports, process, tokenizer
+from llmperf_nb import process, tokenizer
 from llmperf_nb.cells import Cell, EngineChoice, GpuChoice
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.exllamav2 import ExLlamaV2Engine
 from llmperf_nb.exceptions import ConfigError, EngineError, ParseError, WeightsError
+from llmperf_nb.importers import exllamav2 as p
+from llmperf_nb.importers import result as importers
 from llmperf_nb.models import ModelSpec, get_model
 from llmperf_nb.params import DEFAULT_PROMPT
-from llmperf_nb.parsers import exllamav2 as p
 from llmperf_nb.weights import gptq
 
 from .conftest import LOGS, has_nvidia_gpu
@@ -125,7 +126,7 @@ def test_parsers_refuse_unrelated_text(parser):
 def test_every_log_imports_as_a_valid_result(name, decode):
     text = (LOGS / "public" / name).read_text()
     assert registry["exllamav2"].parse_log(text).samples[0]["decode_tok_s"] == decode
-    doc = imports.to_result("exllamav2", text, source=name)  # validates against the schema
+    doc = importers.to_result("exllamav2", text, source=name)  # validates against the schema
     assert doc["samples"][0]["decode_tok_s"] == decode
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from llmperf_nb import imports
 from llmperf_nb.cells import Cell, EngineChoice, GpuChoice
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.mlc import Mlc
 from llmperf_nb.exceptions import ConfigError, ParseError
-from llmperf_nb.parsers import mlc as p
+from llmperf_nb.importers import mlc as p
+from llmperf_nb.importers import result as importers
 
 from .conftest import LOGS
 
@@ -128,7 +128,7 @@ def test_engine_picks_the_format_by_itself(engine):
 
 
 def test_import_of_a_verbose_log_is_a_valid_result(engine):
-    doc = imports.to_result("mlc", read("pr1007-runtime-stats-proposed-verbose.txt"), source="pr1007")
+    doc = importers.to_result("mlc", read("pr1007-runtime-stats-proposed-verbose.txt"), source="pr1007")
     assert doc["decode_tok_s"]["mean"] == 107.5 and doc["gen_tokens"]["actual"] == 355
 
 

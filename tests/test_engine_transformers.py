@@ -13,9 +13,9 @@ from llmperf_nb.engines import transformers as engine_module
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.transformers import Transformers
 from llmperf_nb.exceptions import ConfigError, EngineError, ParseError
+from llmperf_nb.importers.transformers import parse_benchmark_hf
 from llmperf_nb.models import get_model
 from llmperf_nb.params import DEFAULT_PROMPT
-from llmperf_nb.parsers.transformers import parse_benchmark_hf
 
 from .conftest import LOGS, needs_gpu
 

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from llmperf_nb import imports
 from llmperf_nb.cells import Cell, EngineChoice, GpuChoice
 from llmperf_nb.drivers import vllm as driver
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.vllm import Vllm
 from llmperf_nb.exceptions import ConfigError, ParseError
-from llmperf_nb.parsers import vllm as p
+from llmperf_nb.importers import result as importers
+from llmperf_nb.importers import vllm as p
 
 from .conftest import LOGS
 
@@ -122,7 +122,7 @@ def test_engine_parse_log_explains_what_is_missing(engine):
 
 def test_import_with_namespace_is_a_valid_result(engine):
     text = "Namespace(input_len=8, output_len=256, batch_size=1, n=1)\n" + read(WITH_PERCENTILES[2][0])
-    doc = imports.to_result("vllm", text, source="test")
+    doc = importers.to_result("vllm", text, source="test")
     assert doc["gen_tokens"]["actual"] == 256 and doc["decode_tok_s"] is None
     assert doc["samples"][0]["e2e_tok_s"] == pytest.approx(256 / 3.5717069590464234)
 

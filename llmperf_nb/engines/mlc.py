@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Literal
 
 from .. import gpus
 from ..exceptions import ConfigError
+from ..importers import mlc as parsers
 from ..models import get_model
-from ..parsers import mlc as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, folder_bytes, measurement_from_raw, workload_args
 

@@ -2,7 +2,7 @@
 (int4, nf4), on the default dynamic KV cache or a static one, optionally with torch.compile.
 
 The static cache with a compiled decode step runs several times faster than the default dynamic
-cache (docs/engines.md: 144 vs 39 tok/s for 7B on an H200), so each is its own configuration:
+cache (reports/int4-single-gpu/NOTES.md: 181 vs 17 tok/s for 7B fp16 on an H200), so each is its own configuration:
 engine options ``cache`` and ``compile``.
 
 Compile: synthetic weights are written as an HF checkpoint folder (weights/hf.py); above
@@ -10,7 +10,7 @@ Compile: synthetic weights are written as an HF checkpoint folder (weights/hf.py
 driver fills the weights with random values on the device, as writing 13-140 GB that would be read
 once is a waste. Real weights: the Hugging Face snapshot folder is the artifact, nothing to convert.
 Benchmark: :mod:`llmperf_nb.drivers.transformers`. Import: the output of the original benchmark's
-``scripts/benchmark_hf.py`` (:mod:`llmperf_nb.parsers.transformers`).
+``scripts/benchmark_hf.py`` (:mod:`llmperf_nb.importers.transformers`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..exceptions import ConfigError, EngineError, WeightsError
+from ..importers import transformers as parsers
 from ..models import get_model
-from ..parsers import transformers as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, folder_bytes, measurement_from_raw, workload_args
 

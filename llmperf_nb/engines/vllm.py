@@ -12,7 +12,7 @@ small random values and leaves integer ones (qweight, qzeros) as allocated, whic
 own dummy loading of a quantized model does, then runs the usual post-load repacking.
 
 Benchmark: :mod:`llmperf_nb.drivers.vllm`. Import: vLLM's latency benchmark output
-(:mod:`llmperf_nb.parsers.vllm`), which has whole-request latency only.
+(:mod:`llmperf_nb.importers.vllm`), which has whole-request latency only.
 
 NOT RUN HERE: vLLM needs a CUDA GPU and its wheel (0.33.0: 336 MB, plus torch 2.14 and CUDA 13
 libraries) was not brought to a GPU machine; the API used was read in the vllm 0.33.0 wheel's
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..exceptions import ConfigError
+from ..importers import vllm as parsers
 from ..models import get_model
-from ..parsers import vllm as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
