@@ -179,3 +179,37 @@ def test_docs_and_code_cite_only_files_the_repository_has():
             if not (ROOT / cited).exists():
                 missing.append(f"{src.relative_to(ROOT)}: {cited}")
     assert missing == []
+
+
+#: docs/architecture.md, "Folders and modules": who may not import whom (direct imports, anywhere in the module)
+FORBIDDEN = {
+    "cells": ("params", "pipeline", "engines", "runners"),
+    "params": ("pipeline", "runners", "notebook", "execute"),
+    "steps": ("runners", "pipeline"),
+    "engines": ("runners", "pipeline", "steps", "notebook"),
+    "runners": ("pipeline", "notebook"),
+    "weights": ("engines", "runners", "pipeline"),
+    "results": ("engines", "runners"),
+    "analysis": ("engines", "runners", "pipeline"),
+    "report": ("engines", "runners", "pipeline"),
+    "roofline": ("engines", "runners", "pipeline"),
+    "compare": ("engines", "runners", "pipeline"),
+    **{m: ("pipeline", "runners", "engines") for m in ("models", "gpus", "hardware", "telemetry", "process", "tokenizer")},
+}
+
+
+def _inside(module: str, name: str) -> bool:
+    return module == f"llmperf_nb.{name}" or module.startswith(f"llmperf_nb.{name}.")
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layers_import_only_downwards(layer):
+    wrong = sorted(f"{m} imports {d}" for m in MODULES if _inside(m, layer)
+                   for d in imports_of(m) if any(_inside(d, ban) for ban in FORBIDDEN[layer]))
+    assert wrong == []
+
+
+def test_layout_and_jsonfile_need_only_the_standard_library():
+    assert imports_of("llmperf_nb.jsonfile") == set()
+    assert imports_of("llmperf_nb.layout") <= {"llmperf_nb.exceptions"}
+    assert imports_of("llmperf_nb.cells") <= {"llmperf_nb.layout", "llmperf_nb.jsonfile"}
