@@ -15,12 +15,14 @@ SHORT = {
 
 
 def engine_column(doc: dict) -> str:
-    """An engine plus the options that make it a separate configuration, e.g. 'llama.cpp (split_mode=row)'.
-    Options that only add a measurement (llama.cpp's crosscheck) do not make a configuration."""
-    from .engines import registry
-
-    ignore = registry[doc["engine"]].label_ignores if doc["engine"] in registry else ()
-    opts = {k: v for k, v in (doc.get("engine_config") or {}).items() if k not in ignore}
+    """An engine plus the options that make it a separate configuration, e.g. 'llama.cpp (split_mode=row)':
+    the result's ``configuration`` (Engine.configuration, when the result was written). Files written before
+    it was recorded: the label plus the options, less those whose outcome the result's ``build`` records
+    (an option that only adds a measurement, such as llama.cpp's cross-check)."""
+    if doc.get("configuration"):
+        return doc["configuration"]
+    measured = doc.get("build") or {}
+    opts = {k: v for k, v in (doc.get("engine_config") or {}).items() if k not in measured}
     if not opts:
         return doc["engine_label"]
     return f"{doc['engine_label']} ({', '.join(f'{k}={v}' for k, v in sorted(opts.items()))})"

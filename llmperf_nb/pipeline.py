@@ -111,8 +111,9 @@ def _write_other(cell, folder: CellDir, started: str, status: str, error: dict) 
     setup = folder.output("setup")
     if setup.exists():
         hardware = json.loads(setup.read_text()).get("hardware")
-    doc = results.build(cell=cell, status=status, started_at=started, engine_label=registry[cell.engine.name].label,
-                        hardware=hardware, error=error)
+    engine = registry[cell.engine.name]
+    doc = results.build(cell=cell, status=status, started_at=started, engine_label=engine.label,
+                        hardware=hardware, error=error, extra={"configuration": engine.configuration(cell.engine.options)})
     results.write(doc, folder.result)
     return status
 

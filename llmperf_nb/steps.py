@@ -89,6 +89,7 @@ def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
     doc = results.build(
         cell=cell, status="ok", started_at=started, engine_label=engine.label,
         weights=weights, hardware=setup_doc["hardware"], measurement=measurement,
+        extra={"configuration": engine.configuration(cell.engine.options)},
     )
     problem = results.check_counts(doc)
     if problem:

@@ -25,7 +25,7 @@ def to_result(engine_name: str, text: str, *, fmt: str | None = None, model: str
     doc = results.build(
         cell=cell, status="ok", started_at=started, engine_label=engine.label,
         weights={"source": "imported", "synthetic": False}, measurement=m,
-        extra={"imported_from": source},
+        extra={"imported_from": source, "configuration": engine.label},
     )
     doc["prompt"] = "(not recorded in the log)"
     doc["prompt_tokens"]["requested"] = None
