@@ -165,3 +165,28 @@ def test_decode_plot_draws_one_bar_per_cell_each_a_measured_mean():
     ax = analysis.plot_decode(df)
     heights = sorted(round(p.get_height(), 6) for p in ax.patches if p.get_height() > 0)  # NaN bars: no cell
     assert heights == sorted(round(v, 6) for v in ok.decode_tok_s)
+
+
+def test_main_table_orders_by_size_shows_roofline_energy_and_marks_reference_rows():
+    big = make_doc(model="Llama-2-13b-chat-hf", decode=(100.0, 80.0, 120.0, 90.0, 110.0), prefill=(1.0,) * 5)
+    small = make_doc()
+    small["energy"] = {"decode_j_per_token": 0.5, "decode_mean_w": 500.0, "source": "test"}
+    table = analysis.main_table([big, small])
+    rows = [line for line in table.splitlines() if line.startswith("| Llama2-")]
+    assert [r.split(" | ")[0] for r in rows] == ["| Llama2-7B", "| Llama2-13B"]  # 7B first, not alphabetical
+    fraction = f"{roofline.of(small).decode_fraction:.0%}"
+    assert rows[0].endswith(f"| {fraction} | 0.500 |")
+    refs = [line for line in table.splitlines() if "reference†" in line]
+    assert "| *Llama2-7B* | *RTX 4090* | *int4* | *MLC LLM* | *reference†* | *204.80* |" in refs
+    assert not any("fp16" in r for r in refs)  # only the quantization these results have
+    assert "github.com/mlc-ai/llm-perf-bench" in table
+    assert f"- {analysis.UNSTABLE} Llama2-13B, H200 141GB, int4, llama_cpp:" in table  # the ⚠ list names the quantization
+
+
+def test_engine_column_comes_from_the_result():
+    doc = make_doc(engine="llama_cpp")
+    doc["engine_config"] = {"crosscheck": True, "split_mode": "row"}
+    doc["build"] = {"crosscheck": {"difference": -0.01}}
+    assert analysis.engine_column(doc) == "llama_cpp (split_mode=row)"  # a file from before `configuration`
+    doc["configuration"] = "llama.cpp (split_mode=row)"
+    assert analysis.engine_column(doc) == "llama.cpp (split_mode=row)"
