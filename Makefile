@@ -7,11 +7,12 @@ BIN    := $(VENV)/bin
 CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export CMAKE_ARGS
 
-.PHONY: report test setup setup-test lint clean help
+.PHONY: report test test-fast setup setup-test lint clean help
 
 help:
 	@echo "make report   set up .venv, run params/quickstart.yaml, print where the report is"
 	@echo "make test     set up .venv with test tools, run the whole test suite"
+	@echo "make test-fast  the tests with no slow, docker or gpu marker (under a minute; for contributors)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,11 @@ report: setup
 test: setup-test
 	$(BIN)/ruff check llmperf_nb tests
 	$(BIN)/pytest
+
+# What a contributor runs after each change: no real engine end to end, no Docker, no GPU.
+test-fast: setup-test
+	$(BIN)/ruff check llmperf_nb tests
+	$(BIN)/pytest -q -m "not slow and not docker and not gpu"
 
 lint: setup-test
 	$(BIN)/ruff check llmperf_nb tests

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from llmperf_nb import process, tokenizer
-from llmperf_nb.cells import Cell, EngineChoice, GpuChoice
+from llmperf_nb.cells import Cell
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.exllamav2 import ExLlamaV2Engine
@@ -24,7 +24,7 @@ from llmperf_nb.models import ModelSpec, get_model
 from llmperf_nb.params import DEFAULT_PROMPT
 from llmperf_nb.weights import gptq
 
-from .conftest import LOGS, has_nvidia_gpu
+from .conftest import LOGS, has_nvidia_gpu, new_cell
 
 V2 = LOGS / "public" / "exllamav2"
 V1 = LOGS / "public" / "exllama"
@@ -45,9 +45,8 @@ def llama_prompt_ids(monkeypatch):
 
 
 def cell(gpu="H100", count=1, options=None, weights="synthetic", model="tiny-llama", gen_len=256) -> Cell:
-    return Cell(run="t", model=model, gpu=GpuChoice(gpu, count), engine=EngineChoice("exllamav2", options or {}),
-                quantization="int4", weights=weights, local_path=None, num_shards=count, prompt=DEFAULT_PROMPT,
-                gen_len=gen_len, repetitions=3, warmup=1, min_time_s=0.0, timeout_s=600.0, seed=0)
+    return new_cell(model, gpu, "exllamav2", count=count, options=options, weights=weights, gen_len=gen_len,
+                    timeout_s=600.0)
 
 
 # --- parsers ------------------------------------------------------------------------------------

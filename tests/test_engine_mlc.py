@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from llmperf_nb.cells import Cell, EngineChoice, GpuChoice
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.mlc import Mlc
@@ -17,7 +16,7 @@ from llmperf_nb.exceptions import ConfigError, ParseError
 from llmperf_nb.importers import mlc as p
 from llmperf_nb.importers import result as importers
 
-from .conftest import LOGS
+from .conftest import LOGS, new_cell
 
 PUBLIC = LOGS / "public" / "mlc"
 
@@ -35,10 +34,8 @@ def engine(monkeypatch):
 
 
 def cell(gpu="h100-sxm", count=1, shards=None, quantization="int4", weights="synthetic", **options):
-    return Cell(run="t", model="Llama-2-7b-chat-hf", gpu=GpuChoice(gpu, count), engine=EngineChoice("mlc", options),
-                quantization=quantization, weights=weights, local_path=None, num_shards=shards or count,
-                prompt="What is the meaning of life?", gen_len=256, repetitions=3, warmup=1, min_time_s=0.0,
-                timeout_s=60.0, seed=0)
+    return new_cell("Llama-2-7b-chat-hf", gpu, "mlc", count=count, options=options, quantization=quantization,
+                    weights=weights, num_shards=shards or count)
 
 
 # -- parsers on real output -----------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmperf_nb import engines, params, process, results
-from llmperf_nb.cells import Cell, EngineChoice, GpuChoice
+from llmperf_nb.cells import Cell
 from llmperf_nb.engines import transformers as engine_module
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.transformers import Transformers
@@ -17,16 +17,15 @@ from llmperf_nb.importers.transformers import parse_benchmark_hf
 from llmperf_nb.models import get_model
 from llmperf_nb.params import DEFAULT_PROMPT
 
-from .conftest import LOGS, needs_gpu
+from .conftest import LOGS, needs_gpu, new_cell
 
 LLAMA_IDS = [1, 1724, 338, 278, 6593, 310, 2834, 29973]
 ENGINE = Transformers()
 
 
 def cell(gpu="cpu", quantization="fp16", gen_len=32, reps=2, **options) -> Cell:
-    return Cell(run="t", model="tiny-llama", gpu=GpuChoice(gpu), engine=EngineChoice("transformers", options),
-                quantization=quantization, weights="synthetic", local_path=None, num_shards=1, prompt=DEFAULT_PROMPT,
-                gen_len=gen_len, repetitions=reps, warmup=1, min_time_s=0.0, timeout_s=900.0, seed=0)
+    return new_cell("tiny-llama", gpu, "transformers", options=options, quantization=quantization, gen_len=gen_len,
+                    repetitions=reps, timeout_s=900.0)
 
 
 # --- options ---------------------------------------------------------------------------------------

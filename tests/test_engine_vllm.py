@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from llmperf_nb.cells import Cell, EngineChoice, GpuChoice
 from llmperf_nb.drivers import vllm as driver
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
@@ -18,7 +17,7 @@ from llmperf_nb.exceptions import ConfigError, ParseError
 from llmperf_nb.importers import result as importers
 from llmperf_nb.importers import vllm as p
 
-from .conftest import LOGS
+from .conftest import LOGS, new_cell
 
 PUBLIC = LOGS / "public" / "vllm"
 
@@ -36,10 +35,8 @@ def engine(monkeypatch):
 
 
 def cell(gpu="h100-sxm", count=1, quantization="fp16", weights="synthetic", **options):
-    return Cell(run="t", model="Llama-2-7b-chat-hf", gpu=GpuChoice(gpu, count), engine=EngineChoice("vllm", options),
-                quantization=quantization, weights=weights, local_path=None, num_shards=count,
-                prompt="What is the meaning of life?", gen_len=256, repetitions=3, warmup=1, min_time_s=0.0,
-                timeout_s=60.0, seed=0)
+    return new_cell("Llama-2-7b-chat-hf", gpu, "vllm", count=count, options=options, quantization=quantization,
+                    weights=weights)
 
 
 # -- parsers on real output -----------------------------------------------------------------------

@@ -13,10 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from llmperf_nb import analysis, gpus, results, roofline  # noqa: E402
-from llmperf_nb.cells import Cell, EngineChoice, GpuChoice  # noqa: E402
 from llmperf_nb.measurement import Measurement  # noqa: E402
 
-from .conftest import ROOT  # noqa: E402
+from .conftest import ROOT, new_cell  # noqa: E402
 
 # Llama-2-7B from its config.json: hidden 4096, intermediate 11008, 32 layers, 32 heads (no GQA), vocab 32000
 H, INTER, LAYERS, VOCAB = 4096, 11008, 32, 32000
@@ -28,9 +27,7 @@ H200_BW, H200_FLOPS = 4800e9, 989.4e12
 def make_doc(decode=(1000.0, 1001.0, 999.0), prefill=(5000.0, 5001.0, 4999.0), *, model="Llama-2-7b-chat-hf",
              gpu="h200", count=1, detected=None, engine="llama_cpp", fmt="GGUF Q4_0", size=None, prompt_tokens=8,
              status="ok", **weights_extra):
-    cell = Cell(run="t", model=model, gpu=GpuChoice(gpu, count), engine=EngineChoice(engine), quantization="int4",
-                weights="synthetic", local_path=None, num_shards=count, prompt="p", gen_len=256,
-                repetitions=len(decode), warmup=0, min_time_s=0.0, timeout_s=60, seed=0)
+    cell = new_cell(model, gpu, engine, count=count, prompt="p", repetitions=len(decode), warmup=0)
     samples = [{"prompt_tokens": prompt_tokens, "gen_tokens": 256, "decode_tok_s": d, "prefill_tok_s": p}
                for d, p in zip(decode, prefill, strict=True)]
     m = Measurement(engine_version="test", prompt_token_ids=list(range(prompt_tokens)), samples=samples)
