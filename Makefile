@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # llama.cpp is built from source by pip; a portable CPU build unless the caller says otherwise
-# (e.g. CMAKE_ARGS="-DGGML_CUDA=ON" on a GPU machine).
+# (e.g. CMAKE_ARGS="-DGGML_CUDA=ON" on a GPU machine). Whatever the caller says, only what the Python
+# bindings load is built (libllama, libggml*): no multimodal library, and llama.cpp's "common" library
+# from an empty source (scripts/llama-cpp-bindings.cmake says why); that halves the compile.
 CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+override CMAKE_ARGS += -DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama_cpp_INCLUDE=$(CURDIR)/scripts/llama-cpp-bindings.cmake
 export CMAKE_ARGS
 
 .PHONY: report test test-fast setup setup-test lint clean help
