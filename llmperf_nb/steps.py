@@ -29,8 +29,8 @@ def command(python: str, step: str, cell_dir, cache_dir) -> list[str]:
     return [python, "-m", "llmperf_nb.steps", layout.step(step).name, str(cell_dir), "--cache-dir", str(cache_dir)]
 
 
-def _read_output(cell_dir: layout.CellDir, step: str) -> dict:
-    path = cell_dir.output(step)
+def _read_output(folder: layout.CellDir, step: str) -> dict:
+    path = folder.output(step)
     if not path.exists():
         raise EngineError(f"{path.name} is missing: run the {step} step first")
     return json.loads(path.read_text())
