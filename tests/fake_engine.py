@@ -1,7 +1,7 @@
 """A tiny engine for fast tests of the steps and the pipeline: the real interface (engines.base.Engine), the
 real timing loop (drivers.common) in a real process, and a "model" that counts instead of computing.
 
-    python -m tests.fake_engine --prompt-ids 1,2 --gen-len 8 --reps 2 --warmup 1 --out raw.json
+    python tests/fake_engine.py --prompt-ids 1,2 --gen-len 8 --reps 2 --warmup 1 --out raw.json
 
 ``register()`` adds it to the engine registry of this process; ``sitecustomize(folder)`` writes a
 sitecustomize.py that does it in every Python started with ``folder`` first on PYTHONPATH (the notebook
@@ -36,7 +36,8 @@ class Counter(Engine):
         return Prepared(str(out), self.weight_format(cell.quantization), {"bytes": out.stat().st_size}, cached)
 
     def benchmark_argv(self, cell, prepared, raw_path) -> list[str]:
-        return [sys.executable, "-m", "tests.fake_engine", *workload_args(cell, raw_path)]
+        # as a script, so that it runs wherever the step runs (the cell's folder), with no PYTHONPATH
+        return [sys.executable, __file__, *workload_args(cell, raw_path)]
 
     def parse_benchmark(self, cell, output, raw_path):
         return measurement_from_raw(cell, raw_path)
@@ -58,7 +59,7 @@ class _Stepper:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m tests.fake_engine")
+    ap = argparse.ArgumentParser(prog="python tests/fake_engine.py")
     common.add_workload_args(ap)
     args = ap.parse_args(argv)
     ids = common.parse_ids(args.prompt_ids)
