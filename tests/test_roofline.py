@@ -174,7 +174,7 @@ def test_main_table_orders_by_size_shows_roofline_energy_and_marks_reference_row
     fraction = f"{roofline.of(small).decode_fraction:.0%}"
     assert rows[0].endswith(f"| {fraction} | 0.500 |")
     refs = [line for line in table.splitlines() if "reference†" in line]
-    assert "| *Llama2-7B* | *RTX 4090* | *int4* | *MLC LLM* | *reference†* | *204.80* |" in refs
+    assert "| *Llama2-7B* | *RTX 4090* | *int4* | *MLC LLM* | *reference†* | *204.80* | | |" in refs
     assert not any("fp16" in r for r in refs)  # only the quantization these results have
     assert "github.com/mlc-ai/llm-perf-bench" in table
     assert f"- {analysis.UNSTABLE} Llama2-13B, H200 141GB, int4, llama_cpp:" in table  # the ⚠ list names the quantization
