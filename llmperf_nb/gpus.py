@@ -10,11 +10,9 @@ with fp32 accumulation at half the fp16-accumulate rate listed here.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
-from . import process
 from .exceptions import ConfigError
 
 
@@ -98,14 +96,3 @@ def identify(device_name: str) -> GpuSpec | None:
         if g.vendor != "cpu" and re.search(g.match, device_name, re.IGNORECASE):
             return g
     return None
-
-
-def vendor(gpu_name: str) -> str:
-    """'nvidia', 'amd' or 'cpu': from the catalog, or for 'auto' from what this host has.
-
-    The one answer to "which GPU vendor" (the docker runner's devices, MLC's compile target)."""
-    if gpu_name != AUTO:
-        return get_gpu(gpu_name).vendor
-    if process.which("nvidia-smi"):
-        return "nvidia"
-    return "amd" if os.path.exists("/dev/kfd") else "cpu"

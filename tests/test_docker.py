@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from llmperf_nb import cells, gpus, params, results
+from llmperf_nb import cells, hardware, params, results
 from llmperf_nb.exceptions import ContainerError, ProcessError, StepTimeout
 from llmperf_nb.runners import containers, dockerfile
 from llmperf_nb.runners import docker as dr
@@ -81,7 +81,7 @@ def test_the_sdk_turns_the_gpu_kwargs_into_a_host_config(vendor, monkeypatch):
 
 
 def test_vendor_comes_from_the_gpu_catalog():
-    assert (gpus.vendor("h100-sxm"), gpus.vendor("mi300x"), gpus.vendor("cpu")) == ("nvidia", "amd", "cpu")
+    assert (hardware.gpu_vendor("h100-sxm"), hardware.gpu_vendor("mi300x"), hardware.gpu_vendor("cpu")) == ("nvidia", "amd", "cpu")
 
 
 def test_container_environment_is_the_allow_list_without_host_paths(monkeypatch):

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .. import gpus
+from .. import hardware
 from ..exceptions import ConfigError
 from ..importers import mlc as parsers
 from ..models import get_model
@@ -83,7 +83,7 @@ class Mlc(Engine):
 
     def target(self, cell: Cell, opts: Options) -> str:
         """The TVM device kind for the cell: from its GPU's vendor unless the option names one."""
-        vendor = gpus.vendor(cell.gpu.name)
+        vendor = hardware.gpu_vendor(cell.gpu.name)
         if vendor == "cpu":
             asked = "this machine has no GPU (gpu: auto)" if cell.gpu.name == "auto" else "the cell asks for the CPU"
             raise ConfigError(

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .. import gpus, process, steps
+from .. import hardware, process, steps
 from ..engines import registry
 from ..exceptions import ContainerError
 from ..jsonfile import write_json
@@ -122,7 +122,7 @@ class DockerRunner:
         on_line: Callable[[str], None] | None = None,
         extra_env: dict | None = None,
     ) -> process.Completed:
-        vendor = gpus.vendor(cell.gpu.name)
+        vendor = hardware.gpu_vendor(cell.gpu.name)
         engine = registry[cell.engine.name]
         if PLATFORMS[vendor] not in engine.dockerfiles:
             have = ", ".join(engine.dockerfiles) or "none"
@@ -171,8 +171,6 @@ class DockerRunner:
 
 def _record_skip(cell, cell_dir: Path, reason: str, on_line) -> process.Completed:
     """Write the setup.json of a cell that is not run, as the setup step does (``skip``)."""
-    from .. import hardware
-
     doc = {"hardware": hardware.detect(), "weights": {"source": cell.weights, "synthetic": cell.weights == "synthetic"},
            "skip": reason, "format": registry[cell.engine.name].weight_format(cell.quantization)}
     write_json(CellDir(cell_dir).output("setup"), doc)
