@@ -117,6 +117,8 @@ def cell_text(doc: dict, ci: bool = False) -> str:
         text = f"{d['mean']:.2f} ± {d['std']:.2f}"
         if ci and d.get("ci_low") is not None:
             text += f" (95% CI {d['ci_low']:.2f}–{d['ci_high']:.2f})"
+        if results.problems(doc):
+            return f"{text} {NOT_CLEAN}"
         return f"{text} {UNSTABLE}" if stats.stability_warnings(d) else text
     reason = (doc.get("error") or {}).get("message", "").splitlines()[0:1]
     word = "not run" if doc["status"] == "skipped" else "failed"
@@ -141,7 +143,7 @@ def markdown_table(docs: list[dict], ci: bool = False, footnote: bool = True) ->
     for (model, gpu, quant, weights), by_engine in keyed.items():
         cells = [cell_text(by_engine[e], ci=ci) if e in by_engine else "" for e in engines]
         lines.append("| " + " | ".join([model, gpu, quant, weights, *cells]) + " |")
-    return "\n".join(lines) + "\n" + (stability_footnote(docs) if footnote else "")
+    return "\n".join(lines) + "\n" + (stability_footnote(docs) + work_footnote(docs) if footnote else "")
 
 
 def main_table(docs: list[dict], ci: bool = False) -> str:
@@ -165,7 +167,7 @@ def main_table(docs: list[dict], ci: bool = False) -> str:
         lines.append(f"| *{r['model']}* | *{r['gpu']}* | *{r['quantization']}* | *{r['engine']}* | *reference†* "
                      f"| *{r['tok_s']:.2f}* | | |")
     note = f"\n† published by the original benchmark, not measured here: {reference()['source']}.\n" if refs else ""
-    return "\n".join(lines) + "\n" + note + stability_footnote(docs)
+    return "\n".join(lines) + "\n" + note + stability_footnote(docs) + work_footnote(docs)
 
 
 @lru_cache(maxsize=1)
@@ -186,6 +188,45 @@ def reference_rows(docs: list[dict]) -> list[dict]:
         out.extend({"model": row["model"], "gpu": gpu, "quantization": row["quantization"], "engine": engine,
                     "tok_s": tok_s} for engine, tok_s in row["tok_s"].items())
     return out
+
+
+#: What marks a table cell that is not a clean number (results.problems): it stays out of comparisons.
+NOT_CLEAN = "✗"
+
+
+def work_footnote(docs: list[dict]) -> str:
+    """A line per ok cell that did not do identical work in every repetition, or "" when none."""
+    notes = [f"- {NOT_CLEAN} {SHORT.get(d['model'], d['model'])}, {gpu_label(d)}, {d['quantization']}, "
+             f"{engine_column(d)}: {'; '.join(results.problems(d))}" for d in docs if results.problems(d)]
+    if not notes:
+        return ""
+    return (f"\n{NOT_CLEAN} not a clean number: its repetitions did not do identical work; left out of "
+            "comparisons.\n\n" + "\n".join(notes) + "\n")
+
+
+def work_statement(docs: list[dict]) -> list[str]:
+    """Per model: did every ok cell decode the same prompt token ids and exactly gen_len tokens, and
+    did each cell decode the same tokens in every repetition? One line per model, for the report."""
+    lines = []
+    for model in dict.fromkeys(d["model"] for d in docs if d["status"] == "ok"):
+        ok = [d for d in docs if d["status"] == "ok" and d["model"] == model]
+        prompts = {tuple(d.get("prompt_token_ids") or ()) for d in ok}
+        gens = {s.get("gen_tokens") for d in ok for s in d["samples"]}
+        wanted = {d["gen_tokens"]["requested"] for d in ok}
+        checks = [results.work_check(d) for d in ok]
+        unverified = [engine_column(d) for d, c in zip(ok, checks, strict=True) if c["identical_tokens"] is None]
+        differ = [engine_column(d) for d, c in zip(ok, checks, strict=True) if c["identical_tokens"] is False]
+        line = (f"{SHORT.get(model, model)}: {len(ok)} cells; prompt token ids "
+                + ("identical in every cell " + str(list(next(iter(prompts)))) if len(prompts) == 1
+                   else f"DIFFER between cells ({len(prompts)} variants)")
+                + "; " + (f"exactly {next(iter(wanted))} tokens decoded in every repetition" if gens == wanted
+                          and len(wanted) == 1 else f"token counts {sorted(g for g in gens if g is not None)}")
+                + "; " + ("every cell decoded the same tokens in every repetition" if not differ and not unverified
+                          else "; ".join(filter(None, [
+                              f"repetitions decoded different tokens in {', '.join(differ)}" if differ else "",
+                              f"no token ids recorded by {', '.join(unverified)}" if unverified else ""]))))
+        lines.append(line)
+    return lines
 
 
 def stability_footnote(docs: list[dict]) -> str:
@@ -353,3 +394,33 @@ def plot_repetitions(docs: list[dict], ax=None):
     if labelled:
         ax.legend(fontsize="small")
     return ax
+
+
+def provenance_lines(docs: list[dict]) -> list[str]:
+    """Which GPUs (by UUID) and which project commits the ok cells ran on: one line each, with the
+    cells that differ from the most common, or that recorded none."""
+    ok = [d for d in docs if d["status"] == "ok"]
+    if not ok:
+        return []
+
+    def common_and_exceptions(key, what: str) -> str:
+        values = [key(d) for d in ok]
+        counts: dict = {}
+        for v in values:
+            counts[v] = counts.get(v, 0) + 1
+        top = max(counts, key=counts.get)
+        if top is None:
+            return f"{what}: not recorded by any cell"
+        others = [f"{d['cell_id']} ({v or 'not recorded'})" for d, v in zip(ok, values, strict=True) if v != top]
+        head = f"{what}: {top} for {counts[top]} of {len(ok)} cells"
+        return head + ("; the others: " + ", ".join(others) if others else " (all of them)")
+
+    def gpus_of(d):
+        uuids = (d.get("provenance") or {}).get("gpu_uuids")
+        return ", ".join(u or "?" for u in uuids) if uuids else None
+
+    def commit_of(d):
+        p = (d.get("provenance") or {}).get("project") or {}
+        return None if not p.get("commit") else p["commit"][:12] + (" (dirty tree)" if p.get("dirty") else "")
+
+    return [common_and_exceptions(gpus_of, "GPU UUIDs"), common_and_exceptions(commit_of, "llmperf-nb commit")]

@@ -18,7 +18,7 @@ from .exceptions import ProcessError
 
 _NVIDIA_FIELDS = (
     "index", "name", "driver_version", "memory.total", "power.limit", "clocks.max.sm",
-    "clocks.max.mem", "ecc.mode.current", "mig.mode.current", "pci.bus_id",
+    "clocks.max.mem", "ecc.mode.current", "mig.mode.current", "pci.bus_id", "uuid",
 )
 
 

@@ -65,11 +65,23 @@ def compile(cell_dir: Path, cache_dir: Path) -> dict:
     setup_doc = _read_output(folder, "setup")
     engine = registry[cell.engine.name]
     prepared = engine.compile(cell, setup_doc["weights"], cache_dir, process.run)
+    prepared.weights.update(_weights_digest(prepared))
     doc = dataclasses.asdict(prepared)
     write_json(folder.output("compile"), doc)
     state = "reused from cache" if prepared.cached else "made"
     print(f"{prepared.format}: {prepared.artifact} ({state})")
     return doc
+
+
+def _weights_digest(prepared: Prepared) -> dict:
+    """The sha256 of what the benchmark loads; where the weights are drawn on the device, of the
+    files they are drawn from (config, tokenizer), the generator and seed being in ``generator``."""
+    from . import provenance
+
+    digest = provenance.files_sha256(prepared.artifact)
+    what = ("config.json and tokenizer files the weights are drawn from on the device (see generator)"
+            if prepared.extra.get("random_init") else "every file of the artifact")
+    return {"sha256": digest["sha256"], "sha256_of": what}
 
 
 def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
@@ -89,7 +101,8 @@ def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
     doc = results.build(
         cell=cell, status="ok", started_at=started, engine_label=engine.label,
         weights=weights, hardware=setup_doc["hardware"], measurement=measurement,
-        extra={"configuration": engine.configuration(cell.engine.options)},
+        extra={"configuration": engine.configuration(cell.engine.options),
+               "provenance": _provenance(cell, setup_doc["hardware"])},
     )
     problem = results.check_counts(doc)
     if problem:
@@ -98,6 +111,17 @@ def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
     d = doc["decode_tok_s"]
     print(f"decode {d['mean']:.2f} ± {d['std']:.2f} tok/s over {d['n']} repetitions")
     return doc
+
+
+def _provenance(cell: Cell, hw: dict) -> dict:
+    """The project's commit, and which GPUs (NVML indices and UUIDs) the cell ran on."""
+    from . import provenance
+    from .engines.base import gpu_indices
+
+    indices = gpu_indices(cell)
+    by_index = {str(d.get("index")): d for d in hw["gpu"]["devices"]}
+    uuids = [by_index.get(str(i), {}).get("uuid") for i in indices]
+    return {"project": provenance.project(), "gpu_indices": indices, "gpu_uuids": uuids}
 
 
 #: what each step of layout.STEPS runs

@@ -38,6 +38,8 @@ class Options:
     # GPUs in turn; None: the first GPU for a one-GPU cell, "auto" for a multi-GPU one
     gpu_split: str | None = None
     max_seq_len: int = 2048  # cache length in tokens (ExLlamaV2Cache is allocated for all of it)
+    # also time ExLlamaV2's own dynamic generator (greedy, gen_len tokens, no stop) in the same command
+    crosscheck: bool = False
 
     def validate(self):
         if self.max_seq_len < 1:
@@ -59,6 +61,7 @@ class ExLlamaV2Engine(Engine):
     install_hint = "pip install exllamav2==0.3.2 on a CUDA machine, or docker/Dockerfile.cu121.exllamav2"
     needs_gpu = True
     options_class = Options
+    label_ignores = ("crosscheck",)
     formats = {"int4": "GPTQ 4-bit g128"}
     dockerfiles = {"cuda": "Dockerfile.cu121.exllamav2"}
     parsers = {
@@ -98,6 +101,7 @@ class ExLlamaV2Engine(Engine):
             *workload_args(cell, raw_path),
             *placement,
             "--max-seq-len", str(opts.max_seq_len),
+            *(["--crosscheck"] if opts.crosscheck else []),
         ]
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:

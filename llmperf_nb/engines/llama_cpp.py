@@ -124,14 +124,7 @@ class LlamaCpp(Engine):
         ]
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
-        m = measurement_from_raw(cell, raw_path, ("model_desc", "model_bytes", "model_n_params", "gpu_offload",
-                                                  "crosscheck"))
-        check = m.build.get("crosscheck")
-        if check:
-            m.notes.append(f"cross-check: llama-bench -n {cell.gen_len} on the same GGUF gave "
-                           f"{check['decode_tok_s_mean']:.2f} tok/s, this harness {check['harness_decode_tok_s_mean']:.2f} "
-                           f"({check['difference']:+.1%})")
-        return m
+        return measurement_from_raw(cell, raw_path, ("model_desc", "model_bytes", "model_n_params", "gpu_offload"))
 
 
 def _llama_bench() -> str:

@@ -2,7 +2,7 @@
 (int4, nf4), on the default dynamic KV cache or a static one, optionally with torch.compile.
 
 The static cache with a compiled decode step runs several times faster than the default dynamic
-cache (reports/int4-single-gpu/NOTES.md: 181 vs 17 tok/s for 7B fp16 on an H200), so each is its own configuration:
+cache (docs/engines.md: 144 vs 39 tok/s for 7B on an H200), so each is its own configuration:
 engine options ``cache`` and ``compile``.
 
 Compile: synthetic weights are written as an HF checkpoint folder (weights/hf.py); above
@@ -39,6 +39,8 @@ class Options:
     attn: Literal["sdpa", "eager"] = "sdpa"
     # None: float16 on a GPU, float32 on the CPU (CPU fp16 matmuls are slow or missing)
     dtype: Literal["float16", "bfloat16", "float32"] | None = None
+    # also time transformers' own generate() on the same model and cache kind, in the same command
+    crosscheck: bool = False
 
     def validate(self):
         if self.compile and self.cache != "static":
@@ -52,6 +54,7 @@ class Transformers(Engine):
     packages = ("torch", "transformers")
     install_hint = "pip install 'llmperf-nb[transformers]' (and bitsandbytes for int4 on a CUDA GPU)"
     options_class = Options
+    label_ignores = ("crosscheck",)
     formats = {"int4": "bitsandbytes 4-bit (nf4)", "fp16": "safetensors fp16"}
     dockerfiles = {"cuda": "Dockerfile.cu126.transformers"}
     parsers = {"benchmark_hf": parsers.parse_benchmark_hf}
@@ -109,6 +112,8 @@ class Transformers(Engine):
         ]
         if opts.compile:
             argv.append("--compile")
+        if opts.crosscheck:
+            argv.append("--crosscheck")
         if prepared.extra.get("random_init"):
             argv.append("--random-init")
         return argv

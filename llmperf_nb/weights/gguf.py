@@ -1,7 +1,7 @@
 """Synthetic GGUF checkpoints for llama.cpp: the exact tensor shapes of a catalog model, random values.
 
 Decode speed of a dense model does not depend on weight values, so such a file gives llama.cpp's
-real speed with no download (README.md, on the quickstart). Its output text is meaningless.
+real speed with no download (docs/engines.md, "Synthetic weights"). Its output text is meaningless.
 
 Tensor names and metadata keys are those llama.cpp's ``convert_hf_to_gguf.py`` writes for Llama;
 the tokenizer is llama.cpp's vocab-only ``ggml-vocab-llama-spm.gguf`` (the Llama 1/2 SentencePiece

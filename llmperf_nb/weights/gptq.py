@@ -1,7 +1,7 @@
 """Synthetic GPTQ checkpoints for ExLlamaV2: the exact tensor shapes of a catalog model, random values.
 
-Decode speed of a dense model does not depend on weight values (README.md, on the
-quickstart), so this folder gives ExLlamaV2's real speed with no download. Its output text is
+Decode speed of a dense model does not depend on weight values (docs/engines.md, "Synthetic
+weights"), so this folder gives ExLlamaV2's real speed with no download. Its output text is
 meaningless. The layout is what AutoGPTQ wrote for TheBloke's Llama-2 GPTQ repositories (4-bit,
 group size 128, no act-order, symmetric), per linear layer of ``in`` inputs and ``out`` outputs:
 

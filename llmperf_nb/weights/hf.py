@@ -1,7 +1,7 @@
 """Synthetic Hugging Face checkpoints: the exact tensor shapes of a catalog model, random values.
 
-Decode speed of a dense model does not depend on weight values (README.md, on the
-quickstart), so such a folder gives transformers' real speed with no download. Its output text is
+Decode speed of a dense model does not depend on weight values (docs/engines.md, "Synthetic
+weights"), so such a folder gives transformers' real speed with no download. Its output text is
 meaningless.
 
 The folder is what ``save_pretrained`` of a LlamaForCausalLM would write: ``config.json``,

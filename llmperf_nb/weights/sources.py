@@ -21,7 +21,7 @@ class HubSource:
 # Format "hf": the fp16 safetensors checkpoint every converter (GGUF, MLC) starts from.
 _HF_FILES = ("*.json", "*.safetensors", "tokenizer.model")
 
-# Each SHA is a commit of the repository seen verbatim in public files (where:
+# Each SHA is a commit of the repository seen verbatim in public files (docs/weights.md says where:
 # a blob/<sha> link in vLLM's tests for Llama-2-7b-chat-hf; Hugging Face cache snapshot folders,
 # which are named after the commit, for the others). None could be re-checked against the Hub from
 # the machine that wrote this; `huggingface_hub.HfApi().list_repo_commits(repo)` confirms one.
