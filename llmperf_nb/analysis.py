@@ -197,7 +197,7 @@ NOT_CLEAN = "✗"
 def work_footnote(docs: list[dict]) -> str:
     """A line per ok cell that did not do identical work in every repetition, or "" when none."""
     notes = [f"- {NOT_CLEAN} {SHORT.get(d['model'], d['model'])}, {gpu_label(d)}, {d['quantization']}, "
-             f"{engine_column(d)}: {'; '.join(results.problems(d))}" for d in docs if results.problems(d)]
+             f"{engine_column(d)}: {'; '.join(results.problems(d))}" for d in ordered(docs) if results.problems(d)]
     if not notes:
         return ""
     return (f"\n{NOT_CLEAN} not a clean number: its repetitions did not do identical work; left out of "
