@@ -355,6 +355,6 @@ def test_driver_runs_on_a_tiny_gptq_checkpoint(spec, tmp_path):
     assert len(doc["samples"]) == 3 and len(doc["warmup_samples"]) == 1
     for s in doc["samples"]:
         assert s["gen_tokens"] == 32 and s["prompt_tokens"] == 8 and s["decode_tok_s"] > 0
-        assert all(0 <= t < spec.vocab_size for t in s["first_token_ids"])
+        assert all(0 <= t < spec.vocab_size for t in s["token_ids"])
     assert doc["quantization_config"]["quant_method"] == "gptq"
     assert doc["settings"]["max_seq_len"] == 64 and doc["peak_mem_bytes"] > 0

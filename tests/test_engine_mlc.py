@@ -313,7 +313,7 @@ def test_driver_steps_one_token_at_a_time(fake_mlc, tmp_path):
                  "--gen-len", "16", "--reps", "2", "--warmup", "1", "--out", str(raw)])
     doc = json.loads(raw.read_text())
     assert [s["gen_tokens"] for s in doc["samples"]] == [16, 16] and len(doc["warmup_samples"]) == 1
-    assert doc["samples"][0]["first_token_ids"] == list(range(1001, 1009))
+    assert doc["samples"][0]["token_ids"][:8] == list(range(1001, 1009))
     assert len(doc["samples"][0]["token_latencies_s"]) == 15
     assert doc["engine_reported"] == [{"completion_tokens": 16, "decode_tokens_per_s": 123.0}] * 2
     m = measurement_from_raw(cell(), raw, ("engine_reported", "tensor_parallel_shards"))
