@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from . import stats
 from .exceptions import SchemaError
+from .jsonfile import write_json
+from .layout import RESULT_FILE as RESULT_NAME
 
 # History of the result format:
 # 1 (2026-11): first version.
 SCHEMA_VERSION = 1
 KNOWN_VERSIONS = (1,)
-RESULT_NAME = "result.json"
 
 #: Per-sample metrics summarized at the top level of a result.
 METRICS = ("prefill_tok_s", "decode_tok_s", "ttft_s")
@@ -162,10 +162,7 @@ def write(doc: dict, path: Path) -> Path:
     """Validate, then write atomically: a reader sees the old file or the new, never half of one."""
     validate(doc, source=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(path, doc, allow_nan=False)
 
 
 def load(path: str | Path) -> dict:
