@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
-from . import gpus, results, roofline, stats
+from . import gpus, models, results, roofline, stats
 
 #: How the original benchmark named its models in tables.
 SHORT = {
@@ -14,13 +18,34 @@ SHORT = {
 }
 
 
-def engine_column(doc: dict) -> str:
-    """An engine plus the options that make it a separate configuration, e.g. 'llama.cpp (split_mode=row)'.
-    Options that only add a measurement (llama.cpp's crosscheck) do not make a configuration."""
-    from .engines import registry
+def model_order(name: str) -> tuple[float, str]:
+    """Sort key of a model: parameter count (the catalog's, else the size in its name, e.g. '34b'), then name;
+    so 7B comes before 13B, as a paper orders them."""
+    spec = models.MODELS.get(name)
+    if spec is not None:
+        return float(spec.n_params), name
+    size = re.search(r"(\d+(?:\.\d+)?)\s*[bB]\b", name.replace("-", " ").replace("_", " "))
+    return (float(size.group(1)) * 1e9 if size else float("inf")), name
 
-    ignore = registry[doc["engine"]].label_ignores if doc["engine"] in registry else ()
-    opts = {k: v for k, v in (doc.get("engine_config") or {}).items() if k not in ignore}
+
+def short_model(name: str) -> str:
+    return SHORT.get(name, name)
+
+
+def ordered(docs: list[dict]) -> list[dict]:
+    """Result documents by model size, then cell id."""
+    return sorted(docs, key=lambda d: (model_order(d["model"]), d["cell_id"]))
+
+
+def engine_column(doc: dict) -> str:
+    """An engine plus the options that make it a separate configuration, e.g. 'llama.cpp (split_mode=row)':
+    the result's ``configuration`` (Engine.configuration, when the result was written). Files written before
+    it was recorded: the label plus the options, less those whose outcome the result's ``build`` records
+    (an option that only adds a measurement, such as llama.cpp's cross-check)."""
+    if doc.get("configuration"):
+        return doc["configuration"]
+    measured = doc.get("build") or {}
+    opts = {k: v for k, v in (doc.get("engine_config") or {}).items() if k not in measured}
     if not opts:
         return doc["engine_label"]
     return f"{doc['engine_label']} ({', '.join(f'{k}={v}' for k, v in sorted(opts.items()))})"
@@ -76,7 +101,7 @@ def load(results_dir: str | Path):
     """(documents, DataFrame) for every result file below ``results_dir``."""
     import pandas as pd
 
-    docs = results.load_dir(results_dir)
+    docs = ordered(results.load_dir(results_dir))
     return docs, pd.DataFrame(rows(docs))
 
 
@@ -104,12 +129,12 @@ def cell_text(doc: dict, ci: bool = False) -> str:
     return f"{word}: {short[:160]}"
 
 
-def markdown_table(docs: list[dict], ci: bool = False) -> str:
-    """The original benchmark's table: Model | GPU | one column per engine (decode tok/s), then a footnote
-    for every cell marked unstable."""
+def markdown_table(docs: list[dict], ci: bool = False, footnote: bool = True) -> str:
+    """The original benchmark's table: Model | GPU | one column per engine (decode tok/s), then (``footnote``)
+    a line for every cell marked unstable."""
     engines = list(dict.fromkeys(engine_column(d) for d in docs))
     keyed: dict[tuple, dict] = {}
-    for d in docs:
+    for d in ordered(docs):
         model = SHORT.get(d["model"], d["model"])
         weights = "synthetic" if d["weights"]["synthetic"] else d["weights"]["source"]
         keyed.setdefault((model, gpu_label(d), d["quantization"], weights), {})[engine_column(d)] = d
@@ -118,7 +143,51 @@ def markdown_table(docs: list[dict], ci: bool = False) -> str:
     for (model, gpu, quant, weights), by_engine in keyed.items():
         cells = [cell_text(by_engine[e], ci=ci) if e in by_engine else "" for e in engines]
         lines.append("| " + " | ".join([model, gpu, quant, weights, *cells]) + " |")
-    return "\n".join(lines) + "\n" + stability_footnote(docs) + work_footnote(docs)
+    return "\n".join(lines) + "\n" + (stability_footnote(docs) + work_footnote(docs) if footnote else "")
+
+
+def main_table(docs: list[dict], ci: bool = False) -> str:
+    """The report's main table, a row per cell by model size: decode tok/s (mean ± std, ⚠ when unstable), the
+    fraction of the GPU's memory-bandwidth limit it reaches (roofline), and decode energy per token; then the
+    original llm-perf-bench's published figures for the same models and quantizations, marked as reference;
+    then the ⚠ list."""
+    head = ["Model", "GPU", "Quantization", "Engine", "Weights", "Decode tok/s", "% of roofline", "J/token"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 4 + ["---"] + ["--:"] * 3) + "|"]
+    for d in ordered(docs):
+        weights = "synthetic" if d["weights"]["synthetic"] else d["weights"]["source"]
+        fraction = roofline.of(d).decode_fraction if d["status"] == "ok" else None
+        joules = (d.get("energy") or {}).get("decode_j_per_token") if d["status"] == "ok" else None
+        lines.append("| " + " | ".join([
+            short_model(d["model"]), gpu_label(d), d["quantization"], engine_column(d), weights,
+            cell_text(d, ci=ci), f"{fraction:.0%}" if fraction is not None else "",
+            f"{joules:.3f}" if joules is not None else "",
+        ]) + " |")
+    refs = reference_rows(docs)
+    for r in refs:
+        lines.append(f"| *{r['model']}* | *{r['gpu']}* | *{r['quantization']}* | *{r['engine']}* | *reference†* "
+                     f"| *{r['tok_s']:.2f}* | | |")
+    note = f"\n† published by the original benchmark, not measured here: {reference()['source']}.\n" if refs else ""
+    return "\n".join(lines) + "\n" + note + stability_footnote(docs) + work_footnote(docs)
+
+
+@lru_cache(maxsize=1)
+def reference() -> dict:
+    """The original llm-perf-bench's published decode figures (llmperf_nb/data/reference.json)."""
+    return json.loads(resources.files("llmperf_nb").joinpath("data/reference.json").read_text())
+
+
+def reference_rows(docs: list[dict]) -> list[dict]:
+    """One row per published figure of a model and quantization these results also have, by model size."""
+    have = {(short_model(d["model"]), d["quantization"]) for d in docs}
+    size = {short_model(d["model"]): model_order(d["model"]) for d in docs}
+    out = []
+    for row in sorted(reference()["rows"], key=lambda r: size.get(r["model"], (float("inf"), r["model"]))):
+        if (row["model"], row["quantization"]) not in have:
+            continue
+        gpu = row["gpu"] if row["count"] == 1 else f"{row['gpu']} x{row['count']}"
+        out.extend({"model": row["model"], "gpu": gpu, "quantization": row["quantization"], "engine": engine,
+                    "tok_s": tok_s} for engine, tok_s in row["tok_s"].items())
+    return out
 
 
 #: What marks a table cell that is not a clean number (results.problems): it stays out of comparisons.
@@ -128,7 +197,7 @@ NOT_CLEAN = "✗"
 def work_footnote(docs: list[dict]) -> str:
     """A line per ok cell that did not do identical work in every repetition, or "" when none."""
     notes = [f"- {NOT_CLEAN} {SHORT.get(d['model'], d['model'])}, {gpu_label(d)}, {d['quantization']}, "
-             f"{engine_column(d)}: {'; '.join(results.problems(d))}" for d in docs if results.problems(d)]
+             f"{engine_column(d)}: {'; '.join(results.problems(d))}" for d in ordered(docs) if results.problems(d)]
     if not notes:
         return ""
     return (f"\n{NOT_CLEAN} not a clean number: its repetitions did not do identical work; left out of "
@@ -163,10 +232,10 @@ def work_statement(docs: list[dict]) -> list[str]:
 def stability_footnote(docs: list[dict]) -> str:
     """A line per ok cell whose decode speed is unstable, or "" when none is."""
     notes = []
-    for d in docs:
+    for d in ordered(docs):
         warnings = stats.stability_warnings(d.get("decode_tok_s")) if d["status"] == "ok" else []
         if warnings:
-            where = f"{SHORT.get(d['model'], d['model'])}, {gpu_label(d)}, {engine_column(d)}"
+            where = f"{SHORT.get(d['model'], d['model'])}, {gpu_label(d)}, {d['quantization']}, {engine_column(d)}"
             notes.append(f"- {UNSTABLE} {where}: {'; '.join(warnings)}")
     if not notes:
         return ""
@@ -225,9 +294,11 @@ def plot_decode(df, ax=None):
         return ax
     # one bar per cell: a group is what a table row is (model, GPU, quantization), so no two cells
     # share a bar (pivot_table would average them into a number no run measured)
-    ok = ok.assign(group=ok.model.map(lambda m: SHORT.get(m, m)) + "\n" + ok.gpu + ", " + ok.quantization)
-    table = ok.pivot(index="group", columns="engine", values="decode_tok_s")
-    err = ok.pivot(index="group", columns="engine", values="decode_std")
+    ok = ok.assign(group=ok.model.map(lambda m: SHORT.get(m, m)) + "\n" + ok.gpu + ", " + ok.quantization,
+                   size=ok.model.map(model_order))
+    order = list(dict.fromkeys(ok.sort_values("size", kind="stable").group))  # 7B before 13B, not alphabetical
+    table = ok.pivot(index="group", columns="engine", values="decode_tok_s").reindex(order)
+    err = ok.pivot(index="group", columns="engine", values="decode_std").reindex(order)
     table.plot.bar(yerr=err, ax=ax, rot=0, capsize=3)
     ax.set_ylabel("decode tok/s (mean ± std)")
     ax.set_xlabel("")

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from . import stats
 from .exceptions import SchemaError
+from .jsonfile import write_json
+from .layout import RESULT_FILE as RESULT_NAME
 
 # History of the result format:
 # 1 (2026-11): first version.
 SCHEMA_VERSION = 1
 KNOWN_VERSIONS = (1,)
-RESULT_NAME = "result.json"
 
 #: Per-sample metrics summarized at the top level of a result.
 METRICS = ("prefill_tok_s", "decode_tok_s", "ttft_s")
@@ -111,9 +111,23 @@ def work_check(doc: dict) -> dict:
         digest = keys[0][1] if identical and keys[0][0] == "sha256" else None
         if not identical:
             problems.append(f"the {len(samples)} measured repetitions decoded {len(set(keys))} different token "
-                            "sequences: state leaked between repetitions or the engine is not deterministic")
+                            f"sequences{_divergence(samples)}")
     return {"identical_tokens": identical, "token_ids_sha256": digest, "compared": compared,
             "problems": problems}
+
+
+def _divergence(samples: list[dict]) -> str:
+    """Where the sequences part: from the first token (the prefill saw other state: leaked state or
+    other work) or later (the same work until then; non-deterministic kernels on near-tied logits)."""
+    seqs = [s.get("token_ids") for s in samples]
+    if not all(seqs):
+        return ""
+    first = min((next((i for i, (a, b) in enumerate(zip(seqs[0], q, strict=False)) if a != b), len(q)) for q in seqs[1:]),
+                default=0)
+    if first == 0:
+        return ", differing from the first token on (state leaked between repetitions, or other work)"
+    return (f", all alike for the first {first} tokens and parting after (non-deterministic kernels flipping "
+            "a near tie between logits)")
 
 
 def _tokens_key(sample: dict) -> tuple[str, str] | None:
@@ -148,10 +162,7 @@ def write(doc: dict, path: Path) -> Path:
     """Validate, then write atomically: a reader sees the old file or the new, never half of one."""
     validate(doc, source=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(path, doc, allow_nan=False)
 
 
 def load(path: str | Path) -> dict:

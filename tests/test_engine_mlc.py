@@ -15,17 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from llmperf_nb import imports, process, results
-from llmperf_nb.cells import Cell
+from llmperf_nb import process, results
 from llmperf_nb.drivers import mlc_compat
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.mlc import Mlc
 from llmperf_nb.exceptions import ConfigError, ParseError
-from llmperf_nb.params import EngineChoice, GpuChoice
-from llmperf_nb.parsers import mlc as p
+from llmperf_nb.importers import mlc as p
+from llmperf_nb.importers import result as importers
 
-from .conftest import LOGS, ROOT, cli
+from .conftest import LOGS, ROOT, cli, new_cell
 
 PUBLIC = LOGS / "public" / "mlc"
 
@@ -44,10 +43,8 @@ def engine(monkeypatch):
 
 def cell(gpu="h100-sxm", count=1, shards=None, quantization="int4", weights="synthetic", model="Llama-2-7b-chat-hf",
          **options):
-    return Cell(run="t", model=model, gpu=GpuChoice(gpu, count), engine=EngineChoice("mlc", options),
-                quantization=quantization, weights=weights, local_path=None, num_shards=shards or count,
-                prompt="What is the meaning of life?", gen_len=256, repetitions=3, warmup=1, min_time_s=0.0,
-                timeout_s=60.0, seed=0)
+    return new_cell(model, gpu, "mlc", count=count, options=options, quantization=quantization,
+                    weights=weights, num_shards=shards or count)
 
 
 # -- parsers on real output -----------------------------------------------------------------------
@@ -71,7 +68,7 @@ def test_one_line_stats_never_guess_the_token_count(name):
 
 
 def test_import_of_one_line_stats_takes_the_count_from_the_user(engine, tmp_path):
-    doc = imports.to_result("mlc", read("issue931-statistics-line.txt"), gen_tokens=256, prompt_tokens=7)
+    doc = importers.to_result("mlc", read("issue931-statistics-line.txt"), gen_tokens=256, prompt_tokens=7)
     assert doc["decode_tok_s"]["mean"] == 46.8 and doc["gen_tokens"]["actual"] == 256
     log = tmp_path / "stats.txt"
     log.write_text(read("docs-python-sample-mlc-chat-stats.txt"))
@@ -154,7 +151,7 @@ def test_engine_picks_the_format_by_itself(engine):
 
 
 def test_import_of_a_verbose_log_is_a_valid_result(engine):
-    doc = imports.to_result("mlc", read("pr1007-runtime-stats-proposed-verbose.txt"), source="pr1007")
+    doc = importers.to_result("mlc", read("pr1007-runtime-stats-proposed-verbose.txt"), source="pr1007")
     assert doc["decode_tok_s"]["mean"] == 107.5 and doc["gen_tokens"]["actual"] == 355
 
 
@@ -257,7 +254,7 @@ def test_benchmark_argv(engine, tmp_path, monkeypatch):
     assert argv[argv.index("--device") + 1] == "cpu"
 
 
-# -- prepare: commands run through `run`, cached by inputs ----------------------------------------
+# -- compile: commands run through `run`, cached by inputs ----------------------------------------
 
 @pytest.fixture
 def fake_hf_writer(monkeypatch):
@@ -278,7 +275,7 @@ def fake_hf_writer(monkeypatch):
     return calls
 
 
-def test_prepare_converts_once_and_compiles_per_setting(engine, tmp_path, fake_hf_writer):
+def test_compile_converts_once_and_compiles_per_setting(engine, tmp_path, fake_hf_writer):
     ran = []
 
     def run(argv, **kw):
@@ -294,7 +291,7 @@ def test_prepare_converts_once_and_compiles_per_setting(engine, tmp_path, fake_h
         else:
             out.write_bytes(b"lib")
 
-    first = engine.prepare(cell(count=2), {"synthetic": True}, tmp_path, run)
+    first = engine.compile(cell(count=2), {"synthetic": True}, tmp_path, run)
     assert ran == ["convert_weight", "gen_config", "compile"] and not first.cached
     art = Path(first.artifact)
     assert (art / "lib.so").read_bytes() == b"lib" and (art / "params_shard_0.bin").read_bytes() == b"w" * 10
@@ -305,10 +302,10 @@ def test_prepare_converts_once_and_compiles_per_setting(engine, tmp_path, fake_h
     assert build["commands"]["compile"][0] == "python"
     hf_dirs = list((tmp_path / "hf").iterdir())
     assert json.loads((hf_dirs[0] / "model.safetensors.index.json").read_text())["weight_map"]
-    again = engine.prepare(cell(count=2), {"synthetic": True}, tmp_path, run)
+    again = engine.compile(cell(count=2), {"synthetic": True}, tmp_path, run)
     assert again.cached and len(ran) == 3 and again.artifact == first.artifact and again.extra["build"] == build
     # another compile setting: compiled again, the converted weights reused
-    other = engine.prepare(cell(count=1, use_cuda_graph=False), {"synthetic": True}, tmp_path, run)
+    other = engine.compile(cell(count=1, use_cuda_graph=False), {"synthetic": True}, tmp_path, run)
     assert ran[3:] == ["gen_config", "compile"] and other.artifact != first.artifact
     assert fake_hf_writer == [("Llama-2-7b-chat-hf", 0, True)]
 
@@ -395,5 +392,5 @@ def test_cpu_compile_and_run_through_the_product(cpu_run):
 def test_second_run_reuses_the_compiled_library(cpu_run, cache_dir, tmp_path):
     _, first = cpu_run
     assert first.returncode == 0
-    prepared = registry["mlc"].prepare(cell("cpu", model="tiny-llama"), {"synthetic": True}, cache_dir, process.run)
+    prepared = registry["mlc"].compile(cell("cpu", model="tiny-llama"), {"synthetic": True}, cache_dir, process.run)
     assert prepared.cached and Path(prepared.extra["model_lib"]).exists()

@@ -9,17 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from llmperf_nb import imports
-from llmperf_nb.cells import Cell
 from llmperf_nb.drivers import vllm as driver
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.vllm import Vllm
 from llmperf_nb.exceptions import ConfigError, ParseError
-from llmperf_nb.params import EngineChoice, GpuChoice
-from llmperf_nb.parsers import vllm as p
+from llmperf_nb.importers import result as importers
+from llmperf_nb.importers import vllm as p
 
-from .conftest import LOGS
+from .conftest import LOGS, new_cell
 
 PUBLIC = LOGS / "public" / "vllm"
 
@@ -37,10 +35,8 @@ def engine(monkeypatch):
 
 
 def cell(gpu="h100-sxm", count=1, quantization="fp16", weights="synthetic", **options):
-    return Cell(run="t", model="Llama-2-7b-chat-hf", gpu=GpuChoice(gpu, count), engine=EngineChoice("vllm", options),
-                quantization=quantization, weights=weights, local_path=None, num_shards=count,
-                prompt="What is the meaning of life?", gen_len=256, repetitions=3, warmup=1, min_time_s=0.0,
-                timeout_s=60.0, seed=0)
+    return new_cell("Llama-2-7b-chat-hf", gpu, "vllm", count=count, options=options, quantization=quantization,
+                    weights=weights)
 
 
 # -- parsers on real output -----------------------------------------------------------------------
@@ -123,7 +119,7 @@ def test_engine_parse_log_explains_what_is_missing(engine):
 
 def test_import_with_namespace_is_a_valid_result(engine):
     text = "Namespace(input_len=8, output_len=256, batch_size=1, n=1)\n" + read(WITH_PERCENTILES[2][0])
-    doc = imports.to_result("vllm", text, source="test")
+    doc = importers.to_result("vllm", text, source="test")
     assert doc["gen_tokens"]["actual"] == 256 and doc["decode_tok_s"] is None
     assert doc["samples"][0]["e2e_tok_s"] == pytest.approx(256 / 3.5717069590464234)
 
@@ -142,7 +138,7 @@ def test_options_are_validated(engine):
 
 def test_cpu_cell_is_refused_clearly(engine, tmp_path):
     with pytest.raises(ConfigError, match="GPU only .* the cell asks for the CPU"):
-        engine.prepare(cell("cpu"), {"synthetic": True}, tmp_path, run=None)
+        engine.compile(cell("cpu"), {"synthetic": True}, tmp_path, run=None)
     with pytest.raises(ConfigError, match="GPU only"):
         engine.benchmark_argv(cell("cpu"), Prepared("x", "safetensors fp16", {}), tmp_path / "raw.json")
 
@@ -179,19 +175,19 @@ def fake_hf_writer(monkeypatch):
 @pytest.mark.parametrize("method, keys", [("awq", {"bits", "group_size", "zero_point"}),
                                           ("gptq", {"bits", "group_size", "desc_act", "sym"})])
 def test_prepare_dummy_int4_writes_the_quantization_config(engine, tmp_path, fake_hf_writer, method, keys):
-    prepared = engine.prepare(cell(quantization="int4", quant_method=method), {"synthetic": True}, tmp_path, None)
+    prepared = engine.compile(cell(quantization="int4", quant_method=method), {"synthetic": True}, tmp_path, None)
     config = json.loads((Path(prepared.artifact) / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == method and keys <= set(config["quantization_config"])
     assert prepared.extra == {"load_format": "dummy", "quantization": method}
     assert prepared.format == {"awq": "AWQ 4-bit", "gptq": "GPTQ 4-bit"}[method]
-    assert engine.prepare(cell(quantization="int4", quant_method=method), {"synthetic": True}, tmp_path, None).cached
+    assert engine.compile(cell(quantization="int4", quant_method=method), {"synthetic": True}, tmp_path, None).cached
 
 
 def test_prepare_fp16_dummy_and_real(engine, tmp_path, fake_hf_writer):
-    dummy = engine.prepare(cell(), {"synthetic": True}, tmp_path, None)
+    dummy = engine.compile(cell(), {"synthetic": True}, tmp_path, None)
     assert "quantization_config" not in json.loads((Path(dummy.artifact) / "config.json").read_text())
     assert dummy.format == "safetensors fp16" and dummy.extra["load_format"] == "dummy"
-    real = engine.prepare(cell(weights="hub"), {"synthetic": False, "path": "/hf/snap"}, tmp_path, None)
+    real = engine.compile(cell(weights="hub"), {"synthetic": False, "path": "/hf/snap"}, tmp_path, None)
     assert (real.artifact, real.extra["load_format"]) == ("/hf/snap", "auto")
 
 

@@ -46,12 +46,18 @@ def test_identical_repetitions_are_clean():
 def test_drifting_tokens_mark_the_cell_and_keep_it_out_of_compare():
     doc = with_tokens(make_doc([100.0] * 5), DRIFT)
     [problem] = results.problems(doc)
-    assert "5 different token sequences" in problem
+    assert "5 different token sequences" in problem and "from the first token on" in problem
     assert analysis.NOT_CLEAN in analysis.cell_text(doc)
     assert "not a clean number" in analysis.markdown_table([doc])
     cmp = compare.compare_docs([doc], [with_tokens(make_doc([50.0] * 5), SAME)])
     [c] = cmp.cells
     assert c.verdict.startswith("not compared: not a clean number") and not c.regression
+
+
+def test_a_late_parting_is_marked_with_where_it_parts():
+    late = [list(range(256)), list(range(200)) + [7] * 56] + [list(range(256))] * 3
+    [problem] = results.problems(with_tokens(make_doc([100.0] * 5), late))
+    assert "2 different token sequences, all alike for the first 200 tokens" in problem
 
 
 def test_short_repetitions_are_a_problem():

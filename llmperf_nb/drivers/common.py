@@ -23,12 +23,11 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
-import json
-import os
 import time
 from typing import Protocol
 
 from llmperf_nb import telemetry
+from llmperf_nb.jsonfile import write_json
 
 
 class Stepper(Protocol):
@@ -162,10 +161,7 @@ def _untouched_by_gc(one_run, nvml) -> dict:
 
 
 def write(doc: dict, out: str) -> None:
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, out)
+    write_json(out, doc, indent=None)
     last = doc["samples"][-1]
     print(f"decode {last['decode_tok_s']:.2f} tok/s, prefill {last['prefill_tok_s']:.2f} tok/s, "
           f"{len(doc['samples'])} repetitions, {last['gen_tokens']} tokens each", flush=True)

@@ -135,7 +135,7 @@ def bench(args) -> None:
 def crosscheck(args, doc: dict) -> dict:
     """llama.cpp's own llama-bench on the same file and settings: decode only (``-p 0 -n gen_len``)."""
     from llmperf_nb import process
-    from llmperf_nb.parsers.llama_cpp import parse_bench_json
+    from llmperf_nb.importers.llama_cpp import parse_bench_json
 
     argv = [args.llama_bench, "-m", args.model, "-p", "0", "-n", str(args.gen_len), "-r", str(args.reps),
             "-ngl", str(args.n_gpu_layers), "-sm", args.split_mode, "-t", str(args.threads),

@@ -128,7 +128,7 @@ def bench(args) -> None:
     stepper = Stepper(args.model, args.model_lib, args.device, args.max_seq_len)
     doc = common.measure(lambda nvml: common.generate(stepper, ids, args.gen_len, nvml), args)
     runs = doc["warmup_samples"] + doc["samples"]
-    token_ids = [s.get("token_ids", s.get("first_token_ids")) for s in runs]
+    digests = [s["token_ids_sha256"] for s in runs]
     lib = library_settings(stepper.metadata, args.model_lib)
     doc.update(
         engine_version=f"mlc-llm {(mlc_compat.source_commit() or 'unknown')[:12]} (source) on apache-tvm "
@@ -144,9 +144,10 @@ def bench(args) -> None:
             "sampling": "greedy: argmax of the logits on the host, one host sync per token",
             "library": lib,
             "compat": mlc_compat.applied(),
-            "same_tokens_every_run": all(t == token_ids[0] for t in token_ids),
+            "same_tokens_every_run": len(set(digests)) == 1,
         },
         tensor_parallel_shards=stepper.config.get("tensor_parallel_shards", 1),
+        versions=mlc_compat.versions(),
     )
     common.write(doc, args.out)
 

@@ -59,6 +59,20 @@ def source_commit(src: Path | None = None) -> str | None:
     return None
 
 
+def versions() -> dict:
+    """What a compiled library and a run depend on: TVM, its FFI, and the mlc-llm source commit
+    (None for what is absent). The compile step keys its cache on them; the driver records them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {"tvm": v("apache-tvm"), "tvm_ffi": v("apache-tvm-ffi"), "mlc_llm_commit": source_commit()}
+
+
 def missing() -> list[str]:
     """What is missing to import mlc_llm this way, as sentences; empty when nothing is."""
     out = []

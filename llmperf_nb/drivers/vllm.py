@@ -39,6 +39,7 @@ import os
 import time
 
 from llmperf_nb.drivers import common
+from llmperf_nb.jsonfile import write_json
 
 SPLIT = "vLLM RequestOutput.metrics (engine-core timestamps)"
 NO_SPLIT = "wall clock of LLM.generate only: vLLM returned no request metrics, so no prefill/decode split"
@@ -128,13 +129,8 @@ def _write(doc: dict, out: str) -> None:
     if doc["samples"][-1].get("decode_tok_s") is not None:
         common.write(doc, out)
         return
-    import json
-
     # no split: common.write's summary line needs decode_tok_s, so write and say it here
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, out)
+    write_json(out, doc, indent=None)
     last = doc["samples"][-1]
     print(f"end-to-end {last['e2e_s']:.3f} s for {last['gen_tokens']} tokens ({NO_SPLIT})", flush=True)
 

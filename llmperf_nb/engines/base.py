@@ -90,6 +90,14 @@ class Engine(ABC):
             validate()
         return opts
 
+    def configuration(self, options: dict) -> str:
+        """How reports name this engine with ``options``: its label plus the options that make a separate
+        configuration, e.g. 'llama.cpp (split_mode=row)'. Recorded in each result (``configuration``)."""
+        shown = {k: v for k, v in options.items() if k not in self.label_ignores}
+        if not shown:
+            return self.label
+        return f"{self.label} ({', '.join(f'{k}={v}' for k, v in sorted(shown.items()))})"
+
     def weight_format(self, quantization: str) -> str:
         try:
             return self.formats[quantization]
@@ -104,7 +112,7 @@ class Engine(ABC):
         return "hf"
 
     @abstractmethod
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         """Make the artifact the benchmark loads (convert, quantize, write synthetic weights).
 
         ``weights`` is what the setup step resolved; ``run`` is :func:`llmperf_nb.process.run`.

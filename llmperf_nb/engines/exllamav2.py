@@ -9,7 +9,7 @@ ones are a GPTQ or EXL2 folder (local weights; no GPTQ repository is pinned in w
 The compile step also imports exllamav2 once, so that the JIT build of its CUDA extension (minutes
 on the first import) happens there rather than inside the benchmark's time limit.
 Benchmark: :mod:`llmperf_nb.drivers.exllamav2`. Import: ``test_inference.py`` output and
-Exllama v1's ``test_benchmark_inference.py -p`` (:mod:`llmperf_nb.parsers.exllamav2`).
+Exllama v1's ``test_benchmark_inference.py -p`` (:mod:`llmperf_nb.importers.exllamav2`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from .. import tokenizer
 from ..exceptions import ConfigError, EngineError, WeightsError
+from ..importers import exllamav2 as parsers
 from ..models import get_model
-from ..parsers import exllamav2 as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
@@ -74,7 +74,7 @@ class ExLlamaV2Engine(Engine):
     def source_format(self, quantization: str) -> str:
         return "gptq"
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         _need_gpu(cell)
         fmt = self.weight_format(cell.quantization)
         if weights["synthetic"]:

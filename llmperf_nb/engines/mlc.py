@@ -8,7 +8,7 @@ packed by scripts/pack-mlc-source.sh and never committed) on PyPI's ``apache-tvm
 ``libmlc_llm`` (MLC's C++ serve engine) is not built, so the benchmark is the Relax VM driver,
 not MLC's serve engine (``mlc_llm bench``); the result's settings say so.
 
-Compile (``prepare``), with the current ``mlc_llm`` command line run through the compat module
+Compile (``compile``), with the current ``mlc_llm`` command line run through the compat module
 (``python -m llmperf_nb.drivers.mlc_compat SUBCOMMAND ...``), each step cached by its inputs:
 
 1. ``convert_weight HF_DIR --quantization q4f16_1 --device cuda|rocm|cpu -o W`` (params_shard_*.bin,
@@ -51,17 +51,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from .. import hardware
 from ..drivers import mlc_compat
 from ..exceptions import ConfigError
+from ..importers import mlc as parsers
 from ..models import get_model
-from ..parsers import mlc as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, folder_bytes, measurement_from_raw, workload_args
 
 if TYPE_CHECKING:
     from ..cells import Cell
 
-#: bump when prepare() makes different files for the same inputs
+#: bump when compile() makes different files for the same inputs
 PREPARE_VERSION = 2
 QUANT_CODES = {"int4": "q4f16_1", "fp16": "q0f16"}
 CONV_TEMPLATE = "llama-2"  # no effect on speed: prompts go in as token ids, EOS is ignored
@@ -96,12 +97,20 @@ class Mlc(Engine):
     options_class = Options
     formats = {"int4": "MLC q4f16_1", "fp16": "MLC q0f16"}
     dockerfiles = {"cuda": "Dockerfile.cu130.mlc", "rocm": "Dockerfile.rocm62.mlc"}
+    #: the target must fit the cell's GPU, so naming it never makes another configuration
+    label_ignores = ("target",)
     parsers = {
         "verbose": parsers.parse_verbose,
         "metrics-json": parsers.parse_metrics_json,
         "metrics-text": parsers.parse_metrics_text,
         "stats": parsers.parse_stats,
     }
+
+    def configuration(self, options: dict) -> str:
+        """'MLC LLM (Relax VM driver, ...)': what runs is the compiled library in TVM's Relax VM, not MLC's
+        serve engine (imported logs of MLC's own tools keep the plain label)."""
+        shown = {k: v for k, v in options.items() if k not in self.label_ignores}
+        return f"{self.label} (Relax VM driver{''.join(f', {k}={v}' for k, v in sorted(shown.items()))})"
 
     def unavailable(self, cell: Cell) -> str | None:
         missing = mlc_compat.missing()
@@ -113,7 +122,7 @@ class Mlc(Engine):
 
     def target(self, cell: Cell, opts: Options) -> str:
         """The TVM target kind for the cell: from its GPU's vendor (llvm for CPU cells) unless set."""
-        vendor = _vendor(cell)
+        vendor = hardware.gpu_vendor(cell.gpu.name)
         want = {"nvidia": "cuda", "amd": "rocm", "cpu": "llvm"}.get(vendor)
         if opts.target == "auto":
             if want is None:
@@ -160,7 +169,7 @@ class Mlc(Engine):
 
     # -- Engine interface --------------------------------------------------------------------------
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         spec = get_model(cell.model)
         settings = self.build_settings(cell)
         fmt = self.weight_format(cell.quantization)
@@ -247,29 +256,7 @@ class Mlc(Engine):
 
 def toolchain() -> dict:
     """The versions a compiled library depends on: TVM, its FFI, and the mlc-llm source commit."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def v(name):
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return None
-
-    return {"tvm": v("apache-tvm"), "tvm_ffi": v("apache-tvm-ffi"), "mlc_llm_commit": mlc_compat.source_commit()}
-
-
-def _vendor(cell: Cell) -> str:
-    """'nvidia', 'amd' or 'cpu': from the GPU catalog, or from this machine for gpu 'auto'."""
-    from .. import gpus
-
-    if cell.gpu.name == "cpu":
-        return "cpu"
-    if cell.gpu.name != gpus.AUTO:
-        return gpus.get_gpu(cell.gpu.name).vendor
-    from .. import hardware
-
-    devices = hardware.detect()["gpu"]["devices"]
-    return devices[0].get("vendor", "nvidia") if devices else "cpu"
+    return mlc_compat.versions()
 
 
 def _converted(wdir: Path) -> bool:

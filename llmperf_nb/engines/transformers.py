@@ -10,7 +10,7 @@ Compile: synthetic weights are written as an HF checkpoint folder (weights/hf.py
 driver fills the weights with random values on the device, as writing 13-140 GB that would be read
 once is a waste. Real weights: the Hugging Face snapshot folder is the artifact, nothing to convert.
 Benchmark: :mod:`llmperf_nb.drivers.transformers`. Import: the output of the original benchmark's
-``scripts/benchmark_hf.py`` (:mod:`llmperf_nb.parsers.transformers`).
+``scripts/benchmark_hf.py`` (:mod:`llmperf_nb.importers.transformers`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..exceptions import ConfigError, EngineError, WeightsError
+from ..importers import transformers as parsers
 from ..models import get_model
-from ..parsers import transformers as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, folder_bytes, measurement_from_raw, workload_args
 
@@ -68,7 +68,7 @@ class Transformers(Engine):
             return f"{self.label} int4 needs bitsandbytes, not installed here: pip install bitsandbytes"
         return super().unavailable(cell)
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         fmt = self.weight_format(cell.quantization)
         _check_device(cell)
         if not weights["synthetic"]:

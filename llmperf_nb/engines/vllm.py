@@ -1,6 +1,6 @@
 """vLLM: fp16 safetensors or 4-bit AWQ/GPTQ checkpoints, benchmarked through ``vllm.LLM`` offline.
 
-Compile (``prepare``): vLLM loads HF checkpoints as they are, so there is nothing to convert.
+Compile (``compile``): vLLM loads HF checkpoints as they are, so there is nothing to convert.
 Synthetic weights use vLLM's own ``load_format="dummy"`` (random values of the right shapes, made
 on the GPU by vLLM's DummyModelLoader): the folder holds only ``config.json``,
 ``generation_config.json`` and the tokenizer, written by
@@ -12,7 +12,7 @@ small random values and leaves integer ones (qweight, qzeros) as allocated, whic
 own dummy loading of a quantized model does, then runs the usual post-load repacking.
 
 Benchmark: :mod:`llmperf_nb.drivers.vllm`. Import: vLLM's latency benchmark output
-(:mod:`llmperf_nb.parsers.vllm`), which has whole-request latency only.
+(:mod:`llmperf_nb.importers.vllm`), which has whole-request latency only.
 
 NOT RUN HERE: vLLM needs a CUDA GPU and its wheel (0.33.0: 336 MB, plus torch 2.14 and CUDA 13
 libraries) was not brought to a GPU machine; the API used was read in the vllm 0.33.0 wheel's
@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..exceptions import ConfigError
+from ..importers import vllm as parsers
 from ..models import get_model
-from ..parsers import vllm as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
 if TYPE_CHECKING:
     from ..cells import Cell
 
-#: bump when prepare() writes different files for the same inputs
+#: bump when compile() writes different files for the same inputs
 PREPARE_VERSION = 1
 
 QUANT_CONFIGS = {
@@ -80,7 +80,7 @@ class Vllm(Engine):
         fmt = self.weight_format(cell.quantization)
         return FORMAT_NAMES[opts.quant_method] if cell.quantization == "int4" else fmt
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         opts = self.options(**cell.engine.options)
         _require_gpu(cell)
         fmt = self.resolved_format(cell, opts)

@@ -8,7 +8,7 @@
 #          hf      HF transformers (fp16 cells cross-checked against generate())
 #          rest    whatever cell of the table is not ok yet
 source "$(dirname "$0")/lib.sh"
-REPORT=${REPORT:-reports/int4-single-gpu}
+REPORT=${REPORT:-$OUTROOT/int4-single-gpu}  # back here: its results/ replace reports/int4-single-gpu/results
 nvidia-smi --query-gpu=name,uuid,memory.total,driver_version --format=csv,noheader
 case "${1:?PHASE: fresh, hf or rest}" in
     fresh)

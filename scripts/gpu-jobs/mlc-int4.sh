@@ -7,7 +7,7 @@
 # on the CPU), convert_weight ~1 min, gen_config ~10 s, compile ~2 min, benchmark < 1 min.
 export SKIP_BUILDS=1  # no llama.cpp / ExLlamaV2 build in this job
 source "$(dirname "$0")/lib.sh"
-REPORT=${REPORT:-reports/int4-single-gpu}
+REPORT=${REPORT:-$OUTROOT/int4-single-gpu}  # back here: its results/ go into reports/int4-single-gpu/results
 case "${1:-}" in
     7b) MODEL=Llama-2-7b-chat-hf ;;
     13b) MODEL=Llama-2-13b-chat-hf ;;
