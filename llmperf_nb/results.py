@@ -122,7 +122,7 @@ def _divergence(samples: list[dict]) -> str:
     seqs = [s.get("token_ids") for s in samples]
     if not all(seqs):
         return ""
-    first = min((next((i for i, (a, b) in enumerate(zip(seqs[0], q)) if a != b), len(q)) for q in seqs[1:]),
+    first = min((next((i for i, (a, b) in enumerate(zip(seqs[0], q, strict=False)) if a != b), len(q)) for q in seqs[1:]),
                 default=0)
     if first == 0:
         return ", differing from the first token on (state leaked between repetitions, or other work)"
