@@ -2,7 +2,7 @@
 # MLC LLM rows of reports/int4-single-gpu (q4f16_1, Llama-2 7B or 13B), one model per device call,
 # from the repo root with .gpu/wheels-mlc and .gpu/mlc-llm-src.tar.gz carried (docs/gpu-machine.md,
 # "MLC LLM"). The Relax VM driver, not MLC's serve engine (docs/mlc.md).
-#   DEADLINE=570 scripts/gpu-jobs/mlc-int4.sh 7b|13b [OUT_TAR]
+#   LLMPERF_NB_COMMIT=<sha> LLMPERF_NB_DIRTY=0 DEADLINE=570 scripts/gpu-jobs/mlc-int4.sh 7b|13b [OUT_TAR]
 # Expected on one H200 (7B, from the probe): synthetic fp16 checkpoint ~1-2 min (written
 # on the CPU), convert_weight ~1 min, gen_config ~10 s, compile ~2 min, benchmark < 1 min.
 export SKIP_BUILDS=1  # no llama.cpp / ExLlamaV2 build in this job
