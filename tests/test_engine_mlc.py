@@ -188,6 +188,11 @@ def test_gpu_auto_asks_the_machine(engine, monkeypatch):
     assert engine.build_settings(cell("auto"))["target"] == "llvm"
 
 
+def test_configuration_says_relax_vm_driver(engine):
+    assert engine.configuration({}) == "MLC LLM (Relax VM driver)"
+    assert engine.configuration({"target": "cuda", "flashinfer": True}) == "MLC LLM (Relax VM driver, flashinfer=True)"
+
+
 def test_settings_record_the_toolchain(engine, monkeypatch):
     monkeypatch.setattr(mlc_compat, "source_commit", lambda src=None: "abc123")
     s = engine.build_settings(cell())
@@ -385,6 +390,8 @@ def test_cpu_compile_and_run_through_the_product(cpu_run):
     assert compiled["mlc_llm_commit"] == mlc_compat.source_commit()
     assert set(compiled["timings"]) == {"convert_weight_s", "gen_config_s", "compile_s"}
     assert s["library"]["quantization"] == "q4f16_1" and doc["build"]["tensor_parallel_shards"] == 1
+    assert doc["build"]["versions"] == mlc_compat.versions() and doc["configuration"] == "MLC LLM (Relax VM driver)"
+    assert all(len(x["token_ids"]) == 8 for x in doc["samples"])
 
 
 @pytest.mark.slow
