@@ -342,6 +342,9 @@ def test_bench_latency_runs_vllms_own_parser_and_main(monkeypatch):
             seen["args"] = args
 
     parser_cls = argparse.ArgumentParser
+    platform = types.SimpleNamespace(is_unspecified=lambda: False)  # CUDA on the GPU machine
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(platforms=types.SimpleNamespace(
+        current_platform=platform)))
     monkeypatch.setitem(sys.modules, "vllm.entrypoints.cli.benchmark.latency",
                         types.SimpleNamespace(BenchmarkLatencySubcommand=Sub))
     monkeypatch.setitem(sys.modules, "vllm.utils.argparse_utils",

@@ -249,6 +249,12 @@ def bench_latency(argv: list[str]) -> None:
     set_env_defaults()
     # the `vllm` CLI's entry point (cli_env_setup) does this before any subcommand
     os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+    from vllm import platforms
+
+    if platforms.current_platform.is_unspecified():  # as vllm/entrypoints/cli/main.py does for `bench`
+        from vllm.platforms.cpu import CpuPlatform
+
+        platforms.current_platform = CpuPlatform()
     from vllm.entrypoints.cli.benchmark.latency import BenchmarkLatencySubcommand
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
