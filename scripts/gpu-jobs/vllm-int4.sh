@@ -5,7 +5,7 @@
 # (scripts/xfer.sh receive wheels-vllm KK, one device call each); .gpu/wheels-base carried in this
 # call (the notebooks' papermill). Send the same command again until it prints "all vLLM cells ok":
 # finished cells are kept, a cell starts only when NEED seconds are left before the deadline.
-#   DEADLINE=560 NEED=330 scripts/gpu-jobs/vllm-int4.sh [OUT_TAR]
+#   DEADLINE=560 NEED=300 scripts/gpu-jobs/vllm-int4.sh [OUT_TAR]
 # docs/gpu-machine.md has the whole sequence of device calls.
 set -uo pipefail
 SITE_VLLM=${SITE_VLLM:-/tmp/site-vllm}
@@ -17,18 +17,20 @@ if [ ! -f "$SITE_VLLM/.installed" ]; then
     touch "$SITE_VLLM/.installed"
     echo "gpu-job: vllm wheels installed in $SITE_VLLM in $((SECONDS - start)) s"
 fi
+export DEADLINE=$(( ${DEADLINE:-540} - SECONDS ))  # the deadline counts from this script's start
 source "$(dirname "$0")/lib.sh"
 export PYTHONPATH=$SITE_VLLM:$PYTHONPATH
 REPORT=${REPORT:-reports/int4-single-gpu}
 PARAMS=params/int4-single-gpu-vllm.yaml
-NEED=${NEED:-330}  # one cell: two vLLM engine starts (~160 s cold, < 50 s warm), GPTQ files, 2 x 6 runs
+NEED=${NEED:-300}  # one cell: two vLLM engine starts (~160 s cold, < 50 s warm), GPTQ files, 2 x 6 runs
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 - <<'EOF'
 import torch, vllm
 print("vllm", vllm.__version__, "| torch", torch.__version__, "| cuda", torch.version.cuda, flush=True)
 EOF
-CELLS="Llama-2-7b-chat-hf__auto__vllm-True__int4 Llama-2-7b-chat-hf__auto__vllm-True__fp16
-       Llama-2-13b-chat-hf__auto__vllm-True__int4 Llama-2-13b-chat-hf__auto__vllm-True__fp16"
+# int4 first (the table's point), then the fp16 references; CELLS='...' picks others
+CELLS=${CELLS:-"Llama-2-7b-chat-hf__auto__vllm-True__int4 Llama-2-13b-chat-hf__auto__vllm-True__int4
+       Llama-2-7b-chat-hf__auto__vllm-True__fp16 Llama-2-13b-chat-hf__auto__vllm-True__fp16"}
 ok() { grep -qs '"status": "ok"' "$REPORT/results/$1/result.json"; }
 for c in $CELLS; do
     ok "$c" && continue
@@ -44,6 +46,6 @@ for c in $CELLS; do ok "$c" || todo="$todo $c"; done
 if [ -n "${1:-}" ]; then
     # the vLLM cells only (the rest of the report is here already), and their logs
     mkdir -p "$REPORT/logs-vllm" && cp /tmp/vllm-int4-*.log "$REPORT/logs-vllm/" 2>/dev/null
-    tar -czf "$1" "$REPORT"/results/*vllm-True* "$REPORT/logs-vllm"
+    tar -czf "$1" $(compgen -G "$REPORT/results/*vllm-True*") "$REPORT/logs-vllm"
 fi
 exit 0
