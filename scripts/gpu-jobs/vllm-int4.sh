@@ -21,7 +21,9 @@ export DEADLINE=$(( ${DEADLINE:-540} - SECONDS ))  # the deadline counts from th
 source "$(dirname "$0")/lib.sh"
 export PYTHONPATH=$SITE_VLLM:$PYTHONPATH
 REPORT=${REPORT:-reports/int4-single-gpu}
-PARAMS=params/int4-single-gpu-vllm.yaml
+# PARAMS/REPORT/CELLS pick other vLLM cells, e.g. the tensor-parallel ones on a 2-GPU host:
+#   PARAMS=params/fp16-multi-gpu.yaml REPORT=reports/fp16-multi-gpu CELLS=CodeLlama-34b-Instruct-hf__autox2__vllm__fp16
+PARAMS=${PARAMS:-params/int4-single-gpu-vllm.yaml}
 NEED=${NEED:-300}  # one cell: two vLLM engine starts (~160 s cold, < 50 s warm), GPTQ files, 2 x 6 runs
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 - <<'EOF'
@@ -46,6 +48,6 @@ for c in $CELLS; do ok "$c" || todo="$todo $c"; done
 if [ -n "${1:-}" ]; then
     # the vLLM cells only (the rest of the report is here already), and their logs
     mkdir -p "$REPORT/logs-vllm" && cp /tmp/vllm-int4-*.log "$REPORT/logs-vllm/" 2>/dev/null
-    tar -czf "$1" $(compgen -G "$REPORT/results/*vllm-True*") "$REPORT/logs-vllm"
+    tar -czf "$1" $(compgen -G "$REPORT/results/*__vllm*") "$REPORT/logs-vllm"
 fi
 exit 0
