@@ -3,15 +3,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # llama.cpp is built from source by pip; a portable CPU build unless the caller says otherwise
-# (e.g. CMAKE_ARGS="-DGGML_CUDA=ON" on a GPU machine).
+# (e.g. CMAKE_ARGS="-DGGML_CUDA=ON" on a GPU machine). Whatever the caller says, only what the Python
+# bindings load is built (libllama, libggml*): no multimodal library, and llama.cpp's "common" library
+# from an empty source (scripts/llama-cpp-bindings.cmake says why); that halves the compile.
 CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+override CMAKE_ARGS += -DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama_cpp_INCLUDE=$(CURDIR)/scripts/llama-cpp-bindings.cmake
 export CMAKE_ARGS
 
-.PHONY: report test setup setup-test lint clean help
+.PHONY: report test test-fast setup setup-test lint clean help
 
 help:
 	@echo "make report   set up .venv, run params/quickstart.yaml, print where the report is"
 	@echo "make test     set up .venv with test tools, run the whole test suite"
+	@echo "make test-fast  the tests with no slow, docker or gpu marker (under a minute; for contributors)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +45,11 @@ report: setup
 test: setup-test
 	$(BIN)/ruff check llmperf_nb tests
 	$(BIN)/pytest
+
+# What a contributor runs after each change: no real engine end to end, no Docker, no GPU.
+test-fast: setup-test
+	$(BIN)/ruff check llmperf_nb tests
+	$(BIN)/pytest -q -m "not slow and not docker and not gpu"
 
 lint: setup-test
 	$(BIN)/ruff check llmperf_nb tests

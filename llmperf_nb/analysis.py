@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
-from . import gpus, results, roofline, stats
+from . import gpus, models, results, roofline, stats
 
 #: How the original benchmark named its models in tables.
 SHORT = {
@@ -14,13 +18,34 @@ SHORT = {
 }
 
 
-def engine_column(doc: dict) -> str:
-    """An engine plus the options that make it a separate configuration, e.g. 'llama.cpp (split_mode=row)'.
-    Options that only add a measurement (llama.cpp's crosscheck) do not make a configuration."""
-    from .engines import registry
+def model_order(name: str) -> tuple[float, str]:
+    """Sort key of a model: parameter count (the catalog's, else the size in its name, e.g. '34b'), then name;
+    so 7B comes before 13B, as a paper orders them."""
+    spec = models.MODELS.get(name)
+    if spec is not None:
+        return float(spec.n_params), name
+    size = re.search(r"(\d+(?:\.\d+)?)\s*[bB]\b", name.replace("-", " ").replace("_", " "))
+    return (float(size.group(1)) * 1e9 if size else float("inf")), name
 
-    ignore = registry[doc["engine"]].label_ignores if doc["engine"] in registry else ()
-    opts = {k: v for k, v in (doc.get("engine_config") or {}).items() if k not in ignore}
+
+def short_model(name: str) -> str:
+    return SHORT.get(name, name)
+
+
+def ordered(docs: list[dict]) -> list[dict]:
+    """Result documents by model size, then cell id."""
+    return sorted(docs, key=lambda d: (model_order(d["model"]), d["cell_id"]))
+
+
+def engine_column(doc: dict) -> str:
+    """An engine plus the options that make it a separate configuration, e.g. 'llama.cpp (split_mode=row)':
+    the result's ``configuration`` (Engine.configuration, when the result was written). Files written before
+    it was recorded: the label plus the options, less those whose outcome the result's ``build`` records
+    (an option that only adds a measurement, such as llama.cpp's cross-check)."""
+    if doc.get("configuration"):
+        return doc["configuration"]
+    measured = doc.get("build") or {}
+    opts = {k: v for k, v in (doc.get("engine_config") or {}).items() if k not in measured}
     if not opts:
         return doc["engine_label"]
     return f"{doc['engine_label']} ({', '.join(f'{k}={v}' for k, v in sorted(opts.items()))})"
@@ -76,7 +101,7 @@ def load(results_dir: str | Path):
     """(documents, DataFrame) for every result file below ``results_dir``."""
     import pandas as pd
 
-    docs = results.load_dir(results_dir)
+    docs = ordered(results.load_dir(results_dir))
     return docs, pd.DataFrame(rows(docs))
 
 
@@ -92,6 +117,8 @@ def cell_text(doc: dict, ci: bool = False) -> str:
         text = f"{d['mean']:.2f} ± {d['std']:.2f}"
         if ci and d.get("ci_low") is not None:
             text += f" (95% CI {d['ci_low']:.2f}–{d['ci_high']:.2f})"
+        if results.problems(doc):
+            return f"{text} {NOT_CLEAN}"
         return f"{text} {UNSTABLE}" if stats.stability_warnings(d) else text
     reason = (doc.get("error") or {}).get("message", "").splitlines()[0:1]
     word = "not run" if doc["status"] == "skipped" else "failed"
@@ -102,12 +129,12 @@ def cell_text(doc: dict, ci: bool = False) -> str:
     return f"{word}: {short[:160]}"
 
 
-def markdown_table(docs: list[dict], ci: bool = False) -> str:
-    """The original benchmark's table: Model | GPU | one column per engine (decode tok/s), then a footnote
-    for every cell marked unstable."""
+def markdown_table(docs: list[dict], ci: bool = False, footnote: bool = True) -> str:
+    """The original benchmark's table: Model | GPU | one column per engine (decode tok/s), then (``footnote``)
+    a line for every cell marked unstable."""
     engines = list(dict.fromkeys(engine_column(d) for d in docs))
     keyed: dict[tuple, dict] = {}
-    for d in docs:
+    for d in ordered(docs):
         model = SHORT.get(d["model"], d["model"])
         weights = "synthetic" if d["weights"]["synthetic"] else d["weights"]["source"]
         keyed.setdefault((model, gpu_label(d), d["quantization"], weights), {})[engine_column(d)] = d
@@ -116,16 +143,99 @@ def markdown_table(docs: list[dict], ci: bool = False) -> str:
     for (model, gpu, quant, weights), by_engine in keyed.items():
         cells = [cell_text(by_engine[e], ci=ci) if e in by_engine else "" for e in engines]
         lines.append("| " + " | ".join([model, gpu, quant, weights, *cells]) + " |")
-    return "\n".join(lines) + "\n" + stability_footnote(docs)
+    return "\n".join(lines) + "\n" + (stability_footnote(docs) + work_footnote(docs) if footnote else "")
+
+
+def main_table(docs: list[dict], ci: bool = False) -> str:
+    """The report's main table, a row per cell by model size: decode tok/s (mean ± std, ⚠ when unstable), the
+    fraction of the GPU's memory-bandwidth limit it reaches (roofline), and decode energy per token; then the
+    original llm-perf-bench's published figures for the same models and quantizations, marked as reference;
+    then the ⚠ list."""
+    head = ["Model", "GPU", "Quantization", "Engine", "Weights", "Decode tok/s", "% of roofline", "J/token"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 4 + ["---"] + ["--:"] * 3) + "|"]
+    for d in ordered(docs):
+        weights = "synthetic" if d["weights"]["synthetic"] else d["weights"]["source"]
+        fraction = roofline.of(d).decode_fraction if d["status"] == "ok" else None
+        joules = (d.get("energy") or {}).get("decode_j_per_token") if d["status"] == "ok" else None
+        lines.append("| " + " | ".join([
+            short_model(d["model"]), gpu_label(d), d["quantization"], engine_column(d), weights,
+            cell_text(d, ci=ci), f"{fraction:.0%}" if fraction is not None else "",
+            f"{joules:.3f}" if joules is not None else "",
+        ]) + " |")
+    refs = reference_rows(docs)
+    for r in refs:
+        lines.append(f"| *{r['model']}* | *{r['gpu']}* | *{r['quantization']}* | *{r['engine']}* | *reference†* "
+                     f"| *{r['tok_s']:.2f}* | | |")
+    note = f"\n† published by the original benchmark, not measured here: {reference()['source']}.\n" if refs else ""
+    return "\n".join(lines) + "\n" + note + stability_footnote(docs) + work_footnote(docs)
+
+
+@lru_cache(maxsize=1)
+def reference() -> dict:
+    """The original llm-perf-bench's published decode figures (llmperf_nb/data/reference.json)."""
+    return json.loads(resources.files("llmperf_nb").joinpath("data/reference.json").read_text())
+
+
+def reference_rows(docs: list[dict]) -> list[dict]:
+    """One row per published figure of a model and quantization these results also have, by model size."""
+    have = {(short_model(d["model"]), d["quantization"]) for d in docs}
+    size = {short_model(d["model"]): model_order(d["model"]) for d in docs}
+    out = []
+    for row in sorted(reference()["rows"], key=lambda r: size.get(r["model"], (float("inf"), r["model"]))):
+        if (row["model"], row["quantization"]) not in have:
+            continue
+        gpu = row["gpu"] if row["count"] == 1 else f"{row['gpu']} x{row['count']}"
+        out.extend({"model": row["model"], "gpu": gpu, "quantization": row["quantization"], "engine": engine,
+                    "tok_s": tok_s} for engine, tok_s in row["tok_s"].items())
+    return out
+
+
+#: What marks a table cell that is not a clean number (results.problems): it stays out of comparisons.
+NOT_CLEAN = "✗"
+
+
+def work_footnote(docs: list[dict]) -> str:
+    """A line per ok cell that did not do identical work in every repetition, or "" when none."""
+    notes = [f"- {NOT_CLEAN} {SHORT.get(d['model'], d['model'])}, {gpu_label(d)}, {d['quantization']}, "
+             f"{engine_column(d)}: {'; '.join(results.problems(d))}" for d in ordered(docs) if results.problems(d)]
+    if not notes:
+        return ""
+    return (f"\n{NOT_CLEAN} not a clean number: its repetitions did not do identical work; left out of "
+            "comparisons.\n\n" + "\n".join(notes) + "\n")
+
+
+def work_statement(docs: list[dict]) -> list[str]:
+    """Per model: did every ok cell decode the same prompt token ids and exactly gen_len tokens, and
+    did each cell decode the same tokens in every repetition? One line per model, for the report."""
+    lines = []
+    for model in dict.fromkeys(d["model"] for d in docs if d["status"] == "ok"):
+        ok = [d for d in docs if d["status"] == "ok" and d["model"] == model]
+        prompts = {tuple(d.get("prompt_token_ids") or ()) for d in ok}
+        gens = {s.get("gen_tokens") for d in ok for s in d["samples"]}
+        wanted = {d["gen_tokens"]["requested"] for d in ok}
+        checks = [results.work_check(d) for d in ok]
+        unverified = [engine_column(d) for d, c in zip(ok, checks, strict=True) if c["identical_tokens"] is None]
+        differ = [engine_column(d) for d, c in zip(ok, checks, strict=True) if c["identical_tokens"] is False]
+        line = (f"{SHORT.get(model, model)}: {len(ok)} cells; prompt token ids "
+                + ("identical in every cell " + str(list(next(iter(prompts)))) if len(prompts) == 1
+                   else f"DIFFER between cells ({len(prompts)} variants)")
+                + "; " + (f"exactly {next(iter(wanted))} tokens decoded in every repetition" if gens == wanted
+                          and len(wanted) == 1 else f"token counts {sorted(g for g in gens if g is not None)}")
+                + "; " + ("every cell decoded the same tokens in every repetition" if not differ and not unverified
+                          else "; ".join(filter(None, [
+                              f"repetitions decoded different tokens in {', '.join(differ)}" if differ else "",
+                              f"no token ids recorded by {', '.join(unverified)}" if unverified else ""]))))
+        lines.append(line)
+    return lines
 
 
 def stability_footnote(docs: list[dict]) -> str:
     """A line per ok cell whose decode speed is unstable, or "" when none is."""
     notes = []
-    for d in docs:
+    for d in ordered(docs):
         warnings = stats.stability_warnings(d.get("decode_tok_s")) if d["status"] == "ok" else []
         if warnings:
-            where = f"{SHORT.get(d['model'], d['model'])}, {gpu_label(d)}, {engine_column(d)}"
+            where = f"{SHORT.get(d['model'], d['model'])}, {gpu_label(d)}, {d['quantization']}, {engine_column(d)}"
             notes.append(f"- {UNSTABLE} {where}: {'; '.join(warnings)}")
     if not notes:
         return ""
@@ -184,9 +294,11 @@ def plot_decode(df, ax=None):
         return ax
     # one bar per cell: a group is what a table row is (model, GPU, quantization), so no two cells
     # share a bar (pivot_table would average them into a number no run measured)
-    ok = ok.assign(group=ok.model.map(lambda m: SHORT.get(m, m)) + "\n" + ok.gpu + ", " + ok.quantization)
-    table = ok.pivot(index="group", columns="engine", values="decode_tok_s")
-    err = ok.pivot(index="group", columns="engine", values="decode_std")
+    ok = ok.assign(group=ok.model.map(lambda m: SHORT.get(m, m)) + "\n" + ok.gpu + ", " + ok.quantization,
+                   size=ok.model.map(model_order))
+    order = list(dict.fromkeys(ok.sort_values("size", kind="stable").group))  # 7B before 13B, not alphabetical
+    table = ok.pivot(index="group", columns="engine", values="decode_tok_s").reindex(order)
+    err = ok.pivot(index="group", columns="engine", values="decode_std").reindex(order)
     table.plot.bar(yerr=err, ax=ax, rot=0, capsize=3)
     ax.set_ylabel("decode tok/s (mean ± std)")
     ax.set_xlabel("")
@@ -282,3 +394,33 @@ def plot_repetitions(docs: list[dict], ax=None):
     if labelled:
         ax.legend(fontsize="small")
     return ax
+
+
+def provenance_lines(docs: list[dict]) -> list[str]:
+    """Which GPUs (by UUID) and which project commits the ok cells ran on: one line each, with the
+    cells that differ from the most common, or that recorded none."""
+    ok = [d for d in docs if d["status"] == "ok"]
+    if not ok:
+        return []
+
+    def common_and_exceptions(key, what: str) -> str:
+        values = [key(d) for d in ok]
+        counts: dict = {}
+        for v in values:
+            counts[v] = counts.get(v, 0) + 1
+        top = max(counts, key=counts.get)
+        if top is None:
+            return f"{what}: not recorded by any cell"
+        others = [f"{d['cell_id']} ({v or 'not recorded'})" for d, v in zip(ok, values, strict=True) if v != top]
+        head = f"{what}: {top} for {counts[top]} of {len(ok)} cells"
+        return head + ("; the others: " + ", ".join(others) if others else " (all of them)")
+
+    def gpus_of(d):
+        uuids = (d.get("provenance") or {}).get("gpu_uuids")
+        return ", ".join(u or "?" for u in uuids) if uuids else None
+
+    def commit_of(d):
+        p = (d.get("provenance") or {}).get("project") or {}
+        return None if not p.get("commit") else p["commit"][:12] + (" (dirty tree)" if p.get("dirty") else "")
+
+    return [common_and_exceptions(gpus_of, "GPU UUIDs"), common_and_exceptions(commit_of, "llmperf-nb commit")]

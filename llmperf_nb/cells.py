@@ -8,10 +8,34 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .params import EngineChoice, GpuChoice, Params
+from .jsonfile import write_json
+from .layout import CellDir
+
+
+@dataclass(frozen=True)
+class GpuChoice:
+    name: str  # a key of gpus.GPUS, or "auto"
+    count: int = 1
+
+    @property
+    def label(self) -> str:
+        return self.name if self.count == 1 else f"{self.name}x{self.count}"
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    name: str
+    options: dict = field(default_factory=dict)
+    quantization: str | None = None  # overrides the file's quantization for this engine
+
+    @property
+    def label(self) -> str:
+        """Registry name plus the options that make this a separate configuration."""
+        suffix = "-".join(f"{v}" for _, v in sorted(self.options.items()))
+        return f"{self.name}-{suffix}" if suffix else self.name
 
 
 @dataclass(frozen=True)
@@ -47,40 +71,9 @@ class Cell:
         return cls(**d)
 
     def save(self, cell_dir: Path) -> Path:
-        cell_dir.mkdir(parents=True, exist_ok=True)
-        path = cell_dir / "cell.json"
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        Path(cell_dir).mkdir(parents=True, exist_ok=True)
+        return write_json(CellDir(cell_dir).cell, self.to_dict(), indent=2)
 
     @classmethod
     def load(cls, cell_dir: Path) -> Cell:
-        return cls.from_dict(json.loads((Path(cell_dir) / "cell.json").read_text()))
-
-
-def expand(params: Params) -> list[Cell]:
-    """Every cell of the matrix, in the order models x GPUs x engines."""
-    cells = []
-    for model in params.models:
-        local = params.local_weights.get(model)
-        for gpu in params.gpus:
-            for engine in params.engines:
-                cells.append(
-                    Cell(
-                        run=params.name,
-                        model=model,
-                        gpu=gpu,
-                        engine=engine,
-                        quantization=engine.quantization or params.quantization,
-                        weights="local" if local else params.weights,
-                        local_path=local,
-                        num_shards=params.num_shards or gpu.count,
-                        prompt=params.prompt,
-                        gen_len=params.gen_len,
-                        repetitions=params.repetitions,
-                        warmup=params.warmup,
-                        min_time_s=params.min_time_s,
-                        timeout_s=params.timeout_s,
-                        seed=params.seed,
-                    )
-                )
-    return cells
+        return cls.from_dict(json.loads(CellDir(cell_dir).cell.read_text()))

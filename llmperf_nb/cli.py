@@ -63,10 +63,10 @@ def _compare(args) -> int:
 
 
 def _import(args) -> int:
-    from . import imports
+    from .importers import result as importers
 
     text = Path(args.logfile).read_text(errors="replace") if args.logfile != "-" else sys.stdin.read()
-    doc = imports.to_result(args.engine, text, fmt=args.format, model=args.model, gpu=args.gpu,
+    doc = importers.to_result(args.engine, text, fmt=args.format, model=args.model, gpu=args.gpu,
                             source=args.logfile)
     json.dump(doc, sys.stdout, indent=1)
     print()

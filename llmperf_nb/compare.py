@@ -99,6 +99,12 @@ def compare_docs(docs_a: list[dict], docs_b: list[dict], threshold: float = 0.05
             out.cells.append(CellComparison(cell_id, da["status"], db["status"], None, None,
                                             f"not compared: {da['status']} in A, {db['status']} in B"))
             continue
+        unclean = [f"{side}: {'; '.join(results.problems(d))}" for side, d in (("A", da), ("B", db))
+                   if results.problems(d)]
+        if unclean:
+            out.cells.append(CellComparison(cell_id, "ok", "ok", None, None,
+                                            "not compared: not a clean number (" + " / ".join(unclean) + ")"))
+            continue
         decode = metric_change(da, db, "decode_tok_s")
         prefill = metric_change(da, db, "prefill_tok_s")
         verdict, regression = _verdict(decode, threshold, alpha)

@@ -13,12 +13,12 @@ import re
 import sys
 
 from . import gpus, process
+from .cells import GpuChoice
 from .exceptions import ProcessError
-from .params import GpuChoice
 
 _NVIDIA_FIELDS = (
     "index", "name", "driver_version", "memory.total", "power.limit", "clocks.max.sm",
-    "clocks.max.mem", "ecc.mode.current", "mig.mode.current", "pci.bus_id",
+    "clocks.max.mem", "ecc.mode.current", "mig.mode.current", "pci.bus_id", "uuid",
 )
 
 
@@ -114,3 +114,13 @@ def _host_id() -> str:
 
     # a stable id to tell machines apart without publishing their hostnames
     return hashlib.sha256(platform.node().encode()).hexdigest()[:12]
+
+
+def gpu_vendor(gpu_name: str) -> str:
+    """'nvidia', 'amd' or 'cpu': from the GPU catalog, or for 'auto' from the GPUs this machine has.
+
+    The one answer to "which GPU vendor" (the docker runner's devices, MLC's compile target)."""
+    if gpu_name != gpus.AUTO:
+        return gpus.get_gpu(gpu_name).vendor
+    devices = detect()["gpu"]["devices"]
+    return devices[0].get("vendor", "nvidia") if devices else "cpu"

@@ -5,6 +5,7 @@ Only shapes live here; where real weights come from lives in :mod:`llmperf_nb.we
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from .exceptions import ConfigError
@@ -95,6 +96,61 @@ MODELS: dict[str, ModelSpec] = {
                 hf_repo="codellama/CodeLlama-34b-Instruct-hf", **_CODELLAMA),
     )
 }
+
+
+# --- the Llama tensor layout, defined once; each weight format names the tensors its own way ---
+
+#: the tensors of one decoder layer, in the order a Hugging Face checkpoint stores them
+LAYER_ROLES = ("attn_norm", "q", "k", "v", "o", "ffn_norm", "gate", "up", "down")
+#: the linear layers of a decoder layer (GPTQ quantizes these; the rest stay fp16)
+LINEAR_ROLES = ("q", "k", "v", "o", "gate", "up", "down")
+
+#: weight format -> role -> tensor name, without the ``.weight`` (or GPTQ's ``.qweight``...) suffix; ``{i}`` is
+#: the layer. GPTQ checkpoints use the Hugging Face names (AutoGPTQ keeps them); GGUF's are llama.cpp's
+#: (gguf-py ``TENSOR_NAMES``).
+TENSOR_NAMES: dict[str, dict[str, str]] = {
+    "hf": {
+        "embed": "model.embed_tokens", "attn_norm": "model.layers.{i}.input_layernorm",
+        "q": "model.layers.{i}.self_attn.q_proj", "k": "model.layers.{i}.self_attn.k_proj",
+        "v": "model.layers.{i}.self_attn.v_proj", "o": "model.layers.{i}.self_attn.o_proj",
+        "ffn_norm": "model.layers.{i}.post_attention_layernorm", "gate": "model.layers.{i}.mlp.gate_proj",
+        "up": "model.layers.{i}.mlp.up_proj", "down": "model.layers.{i}.mlp.down_proj",
+        "final_norm": "model.norm", "lm_head": "lm_head",
+    },
+    "gguf": {
+        "embed": "token_embd", "attn_norm": "blk.{i}.attn_norm", "q": "blk.{i}.attn_q", "k": "blk.{i}.attn_k",
+        "v": "blk.{i}.attn_v", "o": "blk.{i}.attn_output", "ffn_norm": "blk.{i}.ffn_norm",
+        "gate": "blk.{i}.ffn_gate", "up": "blk.{i}.ffn_up", "down": "blk.{i}.ffn_down",
+        "final_norm": "output_norm", "lm_head": "output",
+    },
+}
+TENSOR_NAMES["gptq"] = TENSOR_NAMES["hf"]
+
+
+@dataclass(frozen=True)
+class LlamaTensor:
+    role: str  # "embed", a LAYER_ROLES entry, "final_norm" or "lm_head"
+    layer: int | None
+    shape: tuple[int, ...]  # a matrix is [out, in], as torch and the HF checkpoint store it
+
+    def name(self, fmt: str) -> str:
+        """The tensor's name in weight format ``fmt`` (a key of TENSOR_NAMES), without a suffix."""
+        return TENSOR_NAMES[fmt][self.role].format(i=self.layer)
+
+
+def llama_tensors(spec: ModelSpec, layer_roles: tuple[str, ...] = LAYER_ROLES) -> Iterator[LlamaTensor]:
+    """Every tensor of a Llama checkpoint: the embeddings, each layer's ``layer_roles`` in that order, the final
+    norm and the output head."""
+    h, ffn, vocab = spec.hidden_size, spec.intermediate_size, spec.vocab_size
+    kv = spec.num_key_value_heads * spec.head_dim
+    shapes = {"attn_norm": (h,), "q": (h, h), "k": (kv, h), "v": (kv, h), "o": (h, h), "ffn_norm": (h,),
+              "gate": (ffn, h), "up": (ffn, h), "down": (h, ffn)}
+    yield LlamaTensor("embed", None, (vocab, h))
+    for i in range(spec.num_hidden_layers):
+        for role in layer_roles:
+            yield LlamaTensor(role, i, shapes[role])
+    yield LlamaTensor("final_norm", None, (h,))
+    yield LlamaTensor("lm_head", None, (vocab, h))
 
 
 def get_model(name: str) -> ModelSpec:

@@ -10,8 +10,9 @@ import json
 import os
 from pathlib import Path
 
-from . import cells, params, steps
+from . import cells, params
 from .exceptions import EngineError
+from .layout import CellDir, steps_before
 from .runners import get_runner
 
 DEMO_PARAMS = {
@@ -31,7 +32,7 @@ def context(cell_dir: str = "", cache_dir: str = "") -> tuple[cells.Cell, Path, 
     if cell_dir:
         path = Path(cell_dir)
         return cells.Cell.load(path), path, cache
-    cell = cells.expand(params.from_dict(DEMO_PARAMS, source="demo"))[0]
+    cell = params.expand(params.from_dict(DEMO_PARAMS, source="demo"))[0]
     path = cache / "demo" / cell.id
     cell.save(path)
     return cell, path, cache
@@ -42,13 +43,14 @@ def run_step(step: str, cell: cells.Cell, cell_dir: Path, cache_dir: Path, runne
 
     Earlier steps whose output is missing run first (the demo cell, or a notebook opened alone).
     """
-    for before in steps.STEPS[: steps.STEPS.index(step)]:
-        if not (cell_dir / f"{before}.json").exists():
-            run_step(before, cell, cell_dir, cache_dir, runner)
+    folder = CellDir(cell_dir)
+    for before in steps_before(step):
+        if not folder.output(before.name).exists():
+            run_step(before.name, cell, cell_dir, cache_dir, runner)
     extra_env = None
     if step == "setup" and os.environ.get("HF_TOKEN"):
         extra_env = {"HF_TOKEN": os.environ["HF_TOKEN"]}  # only the step that downloads sees it
-    with open(cell_dir / f"{step}.log", "w") as log:
+    with open(folder.log(step), "w") as log:
 
         def on_line(line: str) -> None:
             log.write(line)
@@ -60,8 +62,9 @@ def run_step(step: str, cell: cells.Cell, cell_dir: Path, cache_dir: Path, runne
         )
 
 
-def read(cell_dir: Path, name: str) -> dict:
-    path = Path(cell_dir) / name
+def read(cell_dir: Path, step: str) -> dict:
+    """What ``step`` wrote in the cell's folder."""
+    path = CellDir(cell_dir).output(step)
     if not path.exists():
         raise EngineError(f"{path} was not written")
     return json.loads(path.read_text())

@@ -16,34 +16,12 @@ from typing import Any
 import yaml
 
 from . import engines, gpus, models
+from .cells import Cell, EngineChoice, GpuChoice
 from .exceptions import ConfigError
 
 DEFAULT_PROMPT = "What is the meaning of life?"
 QUANTIZATIONS = ("int4", "fp16")
 WEIGHT_SOURCES = ("synthetic", "hub")
-
-
-@dataclass(frozen=True)
-class GpuChoice:
-    name: str  # a key of gpus.GPUS, or "auto"
-    count: int = 1
-
-    @property
-    def label(self) -> str:
-        return self.name if self.count == 1 else f"{self.name}x{self.count}"
-
-
-@dataclass(frozen=True)
-class EngineChoice:
-    name: str
-    options: dict = field(default_factory=dict)
-    quantization: str | None = None  # overrides the file's quantization for this engine
-
-    @property
-    def label(self) -> str:
-        """Registry name plus the options that make this a separate configuration."""
-        suffix = "-".join(f"{v}" for _, v in sorted(self.options.items()))
-        return f"{self.name}-{suffix}" if suffix else self.name
 
 
 @dataclass(frozen=True)
@@ -214,3 +192,32 @@ def _local_weights(fail, value, model_names) -> dict[str, str]:
 
 def to_dict(params: Params) -> dict:
     return dataclasses.asdict(params)
+
+
+def expand(params: Params) -> list[Cell]:
+    """Every cell of the matrix, in the order models x GPUs x engines."""
+    cells = []
+    for model in params.models:
+        local = params.local_weights.get(model)
+        for gpu in params.gpus:
+            for engine in params.engines:
+                cells.append(
+                    Cell(
+                        run=params.name,
+                        model=model,
+                        gpu=gpu,
+                        engine=engine,
+                        quantization=engine.quantization or params.quantization,
+                        weights="local" if local else params.weights,
+                        local_path=local,
+                        num_shards=params.num_shards or gpu.count,
+                        prompt=params.prompt,
+                        gen_len=params.gen_len,
+                        repetitions=params.repetitions,
+                        warmup=params.warmup,
+                        min_time_s=params.min_time_s,
+                        timeout_s=params.timeout_s,
+                        seed=params.seed,
+                    )
+                )
+    return cells

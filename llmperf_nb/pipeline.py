@@ -16,8 +16,9 @@ from . import cells, process, results
 from .engines import registry
 from .exceptions import LlmPerfError, SchemaError
 from .execute import NotebookFailed, execute, terminal
-from .params import Params
-from .paths import CELL_NOTEBOOKS, notebook
+from .layout import STEPS, CellDir
+from .params import Params, expand
+from .paths import notebook
 
 
 @dataclass
@@ -34,13 +35,13 @@ def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local"
 
     out_dir, cache_dir = Path(out_dir).resolve(), Path(cache_dir).resolve()
     results_dir = out_dir / "results"
-    todo = cells.expand(params)
+    todo = expand(params)
     if only:
         import fnmatch
 
         todo = [c for c in todo if fnmatch.fnmatch(c.id, only)]
         if not todo:
-            raise LlmPerfError(f"--only {only!r} matches no cell of {params.name}; cells are named like {cells.expand(params)[0].id}")
+            raise LlmPerfError(f"--only {only!r} matches no cell of {params.name}; cells are named like {expand(params)[0].id}")
     summary = Summary()
     term = terminal()
     bar = tqdm(total=len(todo), unit="cell", desc=params.name, disable=not progress, file=term)
@@ -63,7 +64,7 @@ def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local"
 
 
 def _finished(cell_dir: Path) -> bool:
-    path = cell_dir / results.RESULT_NAME
+    path = CellDir(cell_dir).result
     if not path.exists():
         return False
     try:
@@ -74,43 +75,46 @@ def _finished(cell_dir: Path) -> bool:
 
 
 def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str) -> str:
-    """Execute the cell's notebooks; always leaves a result.json. Returns its status."""
-    for stale in ("setup.json", "compile.json", "raw.json", results.RESULT_NAME):
-        (cell_dir / stale).unlink(missing_ok=True)
+    """Execute the cell's notebooks, one per step of layout.STEPS; always leaves a result.json.
+    Returns its status."""
+    folder = CellDir(cell_dir)
+    for stale in folder.stale():
+        stale.unlink(missing_ok=True)
     cell.save(cell_dir)
     started = results.now()
-    for step, name in CELL_NOTEBOOKS.items():
+    for step in STEPS:
         try:
             # the notebook runs in the cell's folder, so "." is the cell (and no machine path is published)
-            execute(notebook(step), cell_dir / name, {"cell_dir": ".", "cache_dir": str(cache_dir),
-                                                      "runner": runner}, cwd=cell_dir)
+            execute(notebook(step.name), folder.notebook(step.name),
+                    {"cell_dir": ".", "cache_dir": str(cache_dir), "runner": runner}, cwd=cell_dir)
         except NotebookFailed as e:
-            return _write_failed(cell, cell_dir, started, step, f"{e.ename}: {e.evalue}")
-        if step == "setup":
-            skip = json.loads((cell_dir / "setup.json").read_text()).get("skip")
+            return _write_failed(cell, folder, started, step.name, f"{e.ename}: {e.evalue}")
+        if step.name == "setup":
+            skip = json.loads(folder.output("setup").read_text()).get("skip")
             if skip:
-                return _write_other(cell, cell_dir, started, "skipped", {"message": skip, "step": "setup"})
+                return _write_other(cell, folder, started, "skipped", {"message": skip, "step": "setup"})
     return "ok"
 
 
-def _write_failed(cell, cell_dir: Path, started: str, step: str, message: str) -> str:
-    log = cell_dir / f"{step}.log"
+def _write_failed(cell, folder: CellDir, started: str, step: str, message: str) -> str:
+    log = folder.log(step)
     text = log.read_text() if log.exists() else ""
     tail = process.tail(text) if text else None
     # the step's own "error: ..." line says what went wrong; the notebook's exception only wraps it
     said = [line[len("error: "):] for line in text.splitlines() if line.startswith("error: ")]
     first = said[-1] if said else (message.strip().splitlines() or ["failed"])[0]
-    return _write_other(cell, cell_dir, started, "failed", {"message": first, "step": step, "log_tail": tail})
+    return _write_other(cell, folder, started, "failed", {"message": first, "step": step, "log_tail": tail})
 
 
-def _write_other(cell, cell_dir: Path, started: str, status: str, error: dict) -> str:
+def _write_other(cell, folder: CellDir, started: str, status: str, error: dict) -> str:
     hardware = None
-    setup = cell_dir / "setup.json"
+    setup = folder.output("setup")
     if setup.exists():
         hardware = json.loads(setup.read_text()).get("hardware")
-    doc = results.build(cell=cell, status=status, started_at=started, engine_label=registry[cell.engine.name].label,
-                        hardware=hardware, error=error)
-    results.write(doc, cell_dir / results.RESULT_NAME)
+    engine = registry[cell.engine.name]
+    doc = results.build(cell=cell, status=status, started_at=started, engine_label=engine.label,
+                        hardware=hardware, error=error, extra={"configuration": engine.configuration(cell.engine.options)})
+    results.write(doc, folder.result)
     return status
 
 

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from . import stats
 from .exceptions import SchemaError
+from .jsonfile import write_json
+from .layout import RESULT_FILE as RESULT_NAME
 
 # History of the result format:
 # 1 (2026-11): first version.
 SCHEMA_VERSION = 1
 KNOWN_VERSIONS = (1,)
-RESULT_NAME = "result.json"
 
 #: Per-sample metrics summarized at the top level of a result.
 METRICS = ("prefill_tok_s", "decode_tok_s", "ttft_s")
@@ -74,6 +74,7 @@ def build(
         "samples": samples,
         "warmup_samples": warm,
         **{m: stats.summarize([s.get(m) for s in samples]) for m in METRICS},
+        "token_latency_s": stats.percentiles([t for s in samples for t in s.get("token_latencies_s") or []]),
         "peak_mem_bytes": measurement.peak_mem_bytes if measurement else None,
         "peak_mem_kind": measurement.peak_mem_kind if measurement else None,
         "energy": measurement.energy if measurement else None,
@@ -84,7 +85,64 @@ def build(
         "finished_at": now(),
     }
     doc.update(extra or {})
+    doc["work"] = work_check(doc)
     return doc
+
+
+def work_check(doc: dict) -> dict:
+    """Did every measured repetition do the same work? Same prompt ids, exactly gen_len tokens, and
+    the same generated token ids (compared by digest; results written before ids were kept compare
+    their first 8 ids). ``problems`` lists what keeps the cell from being a clean number;
+    ``identical_tokens`` is None where no ids were recorded (nothing to compare)."""
+    samples = doc.get("samples") or []
+    want_gen = doc["gen_tokens"]["requested"]
+    prompt = doc.get("prompt_token_ids")
+    problems = []
+    gens = sorted({s.get("gen_tokens") for s in samples})
+    if samples and gens != [want_gen]:
+        problems.append(f"repetitions generated {', '.join(map(str, gens))} tokens, not exactly {want_gen}")
+    if prompt and any(s.get("prompt_tokens") not in (None, len(prompt)) for s in samples):
+        problems.append(f"repetitions ran a prompt of other than its {len(prompt)} token ids")
+    keys = [_tokens_key(s) for s in samples]
+    identical, digest, compared = None, None, None
+    if samples and all(k is not None for k in keys):
+        compared = "token_ids_sha256" if all(k[0] == "sha256" for k in keys) else "first 8 token ids"
+        identical = len(set(keys)) == 1
+        digest = keys[0][1] if identical and keys[0][0] == "sha256" else None
+        if not identical:
+            problems.append(f"the {len(samples)} measured repetitions decoded {len(set(keys))} different token "
+                            f"sequences{_divergence(samples)}")
+    return {"identical_tokens": identical, "token_ids_sha256": digest, "compared": compared,
+            "problems": problems}
+
+
+def _divergence(samples: list[dict]) -> str:
+    """Where the sequences part: from the first token (the prefill saw other state: leaked state or
+    other work) or later (the same work until then; non-deterministic kernels on near-tied logits)."""
+    seqs = [s.get("token_ids") for s in samples]
+    if not all(seqs):
+        return ""
+    first = min((next((i for i, (a, b) in enumerate(zip(seqs[0], q, strict=False)) if a != b), len(q)) for q in seqs[1:]),
+                default=0)
+    if first == 0:
+        return ", differing from the first token on (state leaked between repetitions, or other work)"
+    return (f", all alike for the first {first} tokens and parting after (non-deterministic kernels flipping "
+            "a near tie between logits)")
+
+
+def _tokens_key(sample: dict) -> tuple[str, str] | None:
+    if sample.get("token_ids_sha256"):
+        return ("sha256", sample["token_ids_sha256"])
+    if sample.get("first_token_ids"):
+        return ("first8", ",".join(map(str, sample["first_token_ids"][:8])))
+    return None
+
+
+def problems(doc: dict) -> list[str]:
+    """Why an ok result is not a clean number (it is then marked and left out of comparisons)."""
+    if doc.get("status") != "ok":
+        return []
+    return work_check(doc)["problems"]
 
 
 def check_counts(doc: dict) -> str | None:
@@ -104,10 +162,7 @@ def write(doc: dict, path: Path) -> Path:
     """Validate, then write atomically: a reader sees the old file or the new, never half of one."""
     validate(doc, source=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(path, doc, allow_nan=False)
 
 
 def load(path: str | Path) -> dict:

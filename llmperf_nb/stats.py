@@ -50,3 +50,13 @@ def stability_warnings(summary: dict | None) -> list[str]:
     if summary["mean"] and half / summary["mean"] > CI_HALF_WIDTH_WARN:
         out.append(f"95% CI ±{half / summary['mean']:.1%} > ±{CI_HALF_WIDTH_WARN:.0%}")
     return out
+
+
+def percentiles(values: list[float], qs: tuple[float, ...] = (50, 99)) -> dict | None:
+    """Nearest-rank percentiles (a value that was measured, never an interpolation) and the max."""
+    values = sorted(float(v) for v in values if v is not None)
+    if not values:
+        return None
+    out = {f"p{q:g}": values[max(0, math.ceil(q / 100 * len(values)) - 1)] for q in qs}
+    out.update(max=values[-1], n=len(values))
+    return out

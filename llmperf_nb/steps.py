@@ -1,10 +1,11 @@
-"""The three per-cell steps, run by a runner inside the engine's environment.
+"""The three per-cell steps (layout.STEPS), run by a runner inside the engine's environment.
 
     python -m llmperf_nb.steps {setup,compile,benchmark} CELL_DIR --cache-dir DIR
 
 Each step reads ``cell.json`` and what the step before it wrote in CELL_DIR, and writes its own
-JSON file there (setup.json, compile.json, result.json). Steps hold no engine-specific code: they
-call the engine's interface.
+JSON file there (layout.STEPS says which). Steps hold no engine-specific code: they call the
+engine's interface (setup: Engine.unavailable, compile: Engine.compile, benchmark:
+Engine.benchmark_argv, then the driver it names, then Engine.parse_benchmark).
 """
 
 from __future__ import annotations
@@ -12,31 +13,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 
-from . import hardware, process, results
+from . import hardware, layout, process, results
 from .cells import Cell
 from .engines import registry
 from .engines.base import Prepared, gpu_env
 from .exceptions import EngineError, LlmPerfError
-
-STEPS = ("setup", "compile", "benchmark")
+from .jsonfile import write_json
 
 
 def command(python: str, step: str, cell_dir, cache_dir) -> list[str]:
     """The argv that runs ``step`` for a cell, under ``python`` (a runner's own interpreter)."""
-    return [python, "-m", "llmperf_nb.steps", step, str(cell_dir), "--cache-dir", str(cache_dir)]
+    return [python, "-m", "llmperf_nb.steps", layout.step(step).name, str(cell_dir), "--cache-dir", str(cache_dir)]
 
 
-def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path, step: str) -> dict:
+def _read_output(folder: layout.CellDir, step: str) -> dict:
+    path = folder.output(step)
     if not path.exists():
         raise EngineError(f"{path.name} is missing: run the {step} step first")
     return json.loads(path.read_text())
@@ -56,7 +50,7 @@ def setup(cell_dir: Path, cache_dir: Path) -> dict:
     elif skip is None and cell.weights == "local":
         weights = hub.local(cell.local_path)
     doc = {"hardware": hw, "weights": weights, "skip": skip, "format": engine.weight_format(cell.quantization)}
-    _write_json(cell_dir / "setup.json", doc)
+    write_json(layout.CellDir(cell_dir).output("setup"), doc)
     gpu = ", ".join(hw["gpu"]["detected"]) or "none"
     print(f"machine: {hw['cpu']['model']} ({hw['cpu']['usable_cores']} cores), GPUs: {gpu}")
     print(f"weights: {weights['source']}" + (f" {weights.get('repo')}@{weights.get('revision')}" if weights.get("repo") else ""))
@@ -66,25 +60,37 @@ def setup(cell_dir: Path, cache_dir: Path) -> dict:
 
 
 def compile(cell_dir: Path, cache_dir: Path) -> dict:
-    """Prepare the engine's artifact (cached by its inputs)."""
-    cell = Cell.load(cell_dir)
-    setup_doc = _read_json(cell_dir / "setup.json", "setup")
+    """Make the engine's artifact (cached by its inputs)."""
+    cell, folder = Cell.load(cell_dir), layout.CellDir(cell_dir)
+    setup_doc = _read_output(folder, "setup")
     engine = registry[cell.engine.name]
-    prepared = engine.prepare(cell, setup_doc["weights"], cache_dir, process.run)
+    prepared = engine.compile(cell, setup_doc["weights"], cache_dir, process.run)
+    prepared.weights.update(_weights_digest(prepared))
     doc = dataclasses.asdict(prepared)
-    _write_json(cell_dir / "compile.json", doc)
+    write_json(folder.output("compile"), doc)
     state = "reused from cache" if prepared.cached else "made"
     print(f"{prepared.format}: {prepared.artifact} ({state})")
     return doc
 
 
+def _weights_digest(prepared: Prepared) -> dict:
+    """The sha256 of what the benchmark loads; where the weights are drawn on the device, of the
+    files they are drawn from (config, tokenizer), the generator and seed being in ``generator``."""
+    from . import provenance
+
+    digest = provenance.files_sha256(prepared.artifact)
+    what = ("config.json and tokenizer files the weights are drawn from on the device (see generator)"
+            if prepared.extra.get("random_init") else "every file of the artifact")
+    return {"sha256": digest["sha256"], "sha256_of": what}
+
+
 def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
     """Run the workload and write result.json."""
-    cell = Cell.load(cell_dir)
-    setup_doc = _read_json(cell_dir / "setup.json", "setup")
-    prepared = Prepared(**_read_json(cell_dir / "compile.json", "compile"))
+    cell, folder = Cell.load(cell_dir), layout.CellDir(cell_dir)
+    setup_doc = _read_output(folder, "setup")
+    prepared = Prepared(**_read_output(folder, "compile"))
     engine = registry[cell.engine.name]
-    raw_path = cell_dir / "raw.json"
+    raw_path = folder.raw
     started = results.now()
     argv = engine.benchmark_argv(cell, prepared, raw_path)
     out = process.run(argv, timeout=cell.timeout_s, cwd=cell_dir, extra_env=gpu_env(cell),
@@ -95,25 +101,43 @@ def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
     doc = results.build(
         cell=cell, status="ok", started_at=started, engine_label=engine.label,
         weights=weights, hardware=setup_doc["hardware"], measurement=measurement,
+        extra={"configuration": engine.configuration(cell.engine.options),
+               "provenance": _provenance(cell, setup_doc["hardware"])},
     )
     problem = results.check_counts(doc)
     if problem:
         raise EngineError(f"{engine.label}: {problem}")
-    results.write(doc, cell_dir / results.RESULT_NAME)
+    results.write(doc, folder.output("benchmark"))
     d = doc["decode_tok_s"]
     print(f"decode {d['mean']:.2f} ± {d['std']:.2f} tok/s over {d['n']} repetitions")
     return doc
 
 
+def _provenance(cell: Cell, hw: dict) -> dict:
+    """The project's commit, and which GPUs (NVML indices and UUIDs) the cell ran on."""
+    from . import provenance
+    from .engines.base import gpu_indices
+
+    indices = gpu_indices(cell)
+    by_index = {str(d.get("index")): d for d in hw["gpu"]["devices"]}
+    uuids = [by_index.get(str(i), {}).get("uuid") for i in indices]
+    return {"project": provenance.project(), "gpu_indices": indices, "gpu_uuids": uuids}
+
+
+#: what each step of layout.STEPS runs
+FUNCTIONS = {"setup": setup, "compile": compile, "benchmark": benchmark}
+assert tuple(FUNCTIONS) == layout.STEP_NAMES, "steps.FUNCTIONS and layout.STEPS name the same steps"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m llmperf_nb.steps")
-    ap.add_argument("step", choices=STEPS)
+    ap.add_argument("step", choices=layout.STEP_NAMES)
     ap.add_argument("cell_dir", type=Path)
     ap.add_argument("--cache-dir", type=Path, required=True)
     args = ap.parse_args(argv)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     try:
-        globals()[args.step](args.cell_dir, args.cache_dir)
+        FUNCTIONS[args.step](args.cell_dir, args.cache_dir)
     except LlmPerfError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

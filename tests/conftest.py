@@ -28,6 +28,24 @@ needs_llama_cpp = pytest.mark.skipif(not has_llama_cpp(), reason="llama-cpp-pyth
 needs_gpu = pytest.mark.skipif(not has_nvidia_gpu(), reason="no NVIDIA GPU here")
 
 
+def new_cell(model: str = "tiny-llama", gpu: str = "cpu", engine: str = "llama_cpp", *, count: int = 1,
+             options: dict | None = None, quantization: str = "int4", **fields):
+    """A cell for a test: the fields that matter to it given, the rest as a small params file would have them."""
+    from llmperf_nb.cells import Cell, EngineChoice, GpuChoice
+    from llmperf_nb.params import DEFAULT_PROMPT
+
+    defaults = {"run": "t", "weights": "synthetic", "local_path": None, "num_shards": count, "prompt": DEFAULT_PROMPT,
+                "gen_len": 256, "repetitions": 3, "warmup": 1, "min_time_s": 0.0, "timeout_s": 60.0, "seed": 0}
+    return Cell(model=model, gpu=GpuChoice(gpu, count), engine=EngineChoice(engine, dict(options or {})),
+                quantization=quantization, **{**defaults, **fields})
+
+
+@pytest.fixture
+def make_cell():
+    """``make_cell(model, gpu, engine, count=, options=, quantization=, **other Cell fields)``."""
+    return new_cell
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
     """One weights cache for the session: synthetic GGUF files are written once."""
@@ -47,7 +65,7 @@ def docker_client():
     """A client of the Docker daemon that DOCKER_HOST names; tests that use it skip when none answers."""
     pytest.importorskip("docker", reason="the docker SDK is not installed (pip install '.[docker]')")
     from llmperf_nb.exceptions import ContainerError
-    from llmperf_nb.runners.docker import connect
+    from llmperf_nb.runners.containers import connect
 
     try:
         client = connect()

@@ -11,11 +11,9 @@ import pytest
 from scipy import stats as sps
 
 from llmperf_nb import compare, report, results
-from llmperf_nb.cells import Cell
 from llmperf_nb.measurement import Measurement
-from llmperf_nb.params import EngineChoice, GpuChoice
 
-from .conftest import cli
+from .conftest import cli, new_cell
 
 A = [100.0, 101.0, 99.0, 100.0, 100.0]
 SLOWER = [90.0, 91.0, 89.0, 90.0, 90.0]
@@ -23,9 +21,7 @@ NOISE = [100.01, 100.99, 99.02, 99.98, 100.0]  # A plus a little noise
 
 
 def make_doc(decode, *, model="Llama-2-7b-chat-hf", engine="llama_cpp", status="ok", prefill=None):
-    cell = Cell(run="t", model=model, gpu=GpuChoice("h200"), engine=EngineChoice(engine), quantization="int4",
-                weights="synthetic", local_path=None, num_shards=1, prompt="p", gen_len=256,
-                repetitions=len(decode), warmup=0, min_time_s=0.0, timeout_s=60, seed=0)
+    cell = new_cell(model, "h200", engine, prompt="p", repetitions=len(decode), warmup=0)
     prefill = prefill or [5000.0 + i for i in range(len(decode))]
     samples = [{"prompt_tokens": 8, "gen_tokens": 256, "decode_tok_s": d, "prefill_tok_s": p}
                for d, p in zip(decode, prefill, strict=True)]

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from llmperf_nb import cells, params, results
+from llmperf_nb import cells, hardware, params, results
 from llmperf_nb.exceptions import ContainerError, ProcessError, StepTimeout
+from llmperf_nb.runners import containers, dockerfile
 from llmperf_nb.runners import docker as dr
 
 from .conftest import ROOT, cli, needs_llama_cpp
@@ -27,13 +28,13 @@ def no_container_left(request):
     yield
     if request.node.get_closest_marker("docker"):
         client = request.getfixturevalue("docker_client")
-        left = client.containers.list(all=True, filters={"label": f"{dr.LABEL}=1"})
+        left = client.containers.list(all=True, filters={"label": f"{containers.LABEL}=1"})
         assert not left, [c.name for c in left]
 
 
 def _cell(tmp_path, **overrides):
     raw = {"name": "t", "models": ["tiny-llama"], "gpus": ["cpu"], "engines": ["llama_cpp"], **overrides}
-    cell = cells.expand(params.from_dict(raw))[0]
+    cell = params.expand(params.from_dict(raw))[0]
     cell_dir = tmp_path / "results" / cell.id
     cell.save(cell_dir)
     return cell, cell_dir
@@ -80,7 +81,7 @@ def test_the_sdk_turns_the_gpu_kwargs_into_a_host_config(vendor, monkeypatch):
 
 
 def test_vendor_comes_from_the_gpu_catalog():
-    assert (dr.gpu_vendor("h100-sxm"), dr.gpu_vendor("mi300x"), dr.gpu_vendor("cpu")) == ("nvidia", "amd", "cpu")
+    assert (hardware.gpu_vendor("h100-sxm"), hardware.gpu_vendor("mi300x"), hardware.gpu_vendor("cpu")) == ("nvidia", "amd", "cpu")
 
 
 def test_container_environment_is_the_allow_list_without_host_paths(monkeypatch):
@@ -107,18 +108,18 @@ def test_tag_follows_the_dockerfile_its_copied_files_and_build_args(tmp_path):
     df = tmp_path / "Dockerfile.cpu.x"
     df.write_text("ARG BASE_IMAGE=llmperf-nb/base:bookworm\nFROM ${BASE_IMAGE}\n"
                   "COPY --chmod=755 sub/build.sh \\\n  # a comment inside the instruction\n  /opt/\nRUN sh /opt/build.sh\n")
-    tag = dr.image_tag("llama_cpp", "cpu", df, tmp_path)
+    tag = dockerfile.image_tag("llama_cpp", "cpu", df, tmp_path)
     assert tag.startswith("llmperf-nb/llama_cpp:cpu-") and len(tag.rsplit("-", 1)[1]) == 12
-    assert dr.image_tag("llama_cpp", "cpu", df, tmp_path) == tag  # nothing changed: the same tag, no build
-    assert [rel for rel, _ in dr.copied_files(df.read_text(), tmp_path)] == ["sub/build.sh"]
-    assert dr.base_images(df.read_text()) == [BASE]
-    assert dr.base_images(df.read_text(), {"BASE_IMAGE": "debian:bookworm-slim"}) == ["debian:bookworm-slim"]
-    assert dr.image_tag("llama_cpp", "cpu", df, tmp_path, {"BUILD_JOBS": "2"}) != tag
+    assert dockerfile.image_tag("llama_cpp", "cpu", df, tmp_path) == tag  # nothing changed: the same tag, no build
+    assert [rel for rel, _ in dockerfile.copied_files(df.read_text(), tmp_path)] == ["sub/build.sh"]
+    assert dockerfile.base_images(df.read_text()) == [BASE]
+    assert dockerfile.base_images(df.read_text(), {"BASE_IMAGE": "debian:bookworm-slim"}) == ["debian:bookworm-slim"]
+    assert dockerfile.image_tag("llama_cpp", "cpu", df, tmp_path, {"BUILD_JOBS": "2"}) != tag
     script.write_text("echo 2\n")
-    changed = dr.image_tag("llama_cpp", "cpu", df, tmp_path)
+    changed = dockerfile.image_tag("llama_cpp", "cpu", df, tmp_path)
     assert changed != tag
     df.write_text(df.read_text() + "RUN true\n")
-    assert dr.image_tag("llama_cpp", "cpu", df, tmp_path) not in (tag, changed)
+    assert dockerfile.image_tag("llama_cpp", "cpu", df, tmp_path) not in (tag, changed)
 
 
 def test_every_engine_dockerfile_exists_and_is_tagged():
@@ -129,8 +130,8 @@ def test_every_engine_dockerfile_exists_and_is_tagged():
             assert platform in dr.PLATFORMS.values()
             path = dr.DOCKER_DIR / name
             assert path.exists(), path
-            dr.image_tag(engine.name, platform, path, dr.DOCKER_DIR)
-            for rel, found in dr.copied_files(path.read_text(), dr.DOCKER_DIR):
+            dockerfile.image_tag(engine.name, platform, path, dr.DOCKER_DIR)
+            for rel, found in dockerfile.copied_files(path.read_text(), dr.DOCKER_DIR):
                 assert found is not None, f"{name} copies {rel}, which docker/ does not have"
 
 
@@ -141,11 +142,11 @@ def test_daemon_errors_say_what_to_do():
     missing = docker.errors.DockerException(
         "Error while fetching server API version: ('Connection aborted.', FileNotFoundError(2, 'No such file'))")
     refused = docker.errors.DockerException("('Connection aborted.', ConnectionRefusedError(111, 'Connection refused'))")
-    assert dr.unreachable(denied, where).startswith(f"permission denied on the Docker socket {where}: add your user")
-    assert "socket is missing" in dr.unreachable(missing, where) and "start-dockerd.sh" in dr.unreachable(missing, where)
-    assert "refuses connections" in dr.unreachable(refused, where)
+    assert containers.unreachable(denied, where).startswith(f"permission denied on the Docker socket {where}: add your user")
+    assert "socket is missing" in containers.unreachable(missing, where) and "start-dockerd.sh" in containers.unreachable(missing, where)
+    assert "refuses connections" in containers.unreachable(refused, where)
     for e in (denied, missing, refused):
-        assert "\n" not in dr.unreachable(e, where)
+        assert "\n" not in containers.unreachable(e, where)
 
 
 def test_no_daemon_is_a_one_line_container_error(monkeypatch, tmp_path):
@@ -166,7 +167,7 @@ def test_stale_socket_of_a_stopped_daemon_is_a_one_line_error(monkeypatch, tmp_p
     stale.close()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/docker.sock")
     with pytest.raises(ContainerError, match=r"^the Docker daemon at unix://.* refuses connections: is it running\?$"):
-        dr.connect()
+        containers.connect()
 
 
 class _FakeClient:
@@ -199,7 +200,7 @@ def test_engine_without_an_image_for_the_platform_is_not_run(tmp_path):
 def test_local_weights_must_be_an_absolute_path(tmp_path, monkeypatch):
     raw = {"name": "t", "models": ["tiny-llama"], "gpus": ["cpu"], "engines": ["llama_cpp"],
            "local_weights": {"tiny-llama": "models/tiny.gguf"}}
-    cell = cells.expand(params.from_dict(raw))[0]
+    cell = params.expand(params.from_dict(raw))[0]
     runner = dr.DockerRunner(client=_FakeClient())
     monkeypatch.setattr(runner, "image", lambda *a, **k: ("t", None))
     with pytest.raises(ContainerError, match="must be an absolute path with --runner docker"):
@@ -212,7 +213,7 @@ def test_local_weights_must_be_an_absolute_path(tmp_path, monkeypatch):
 @pytest.mark.docker
 def test_image_is_built_once_and_reused(docker_client, llama_cpp_cpu_image):
     tag, image, _, _ = llama_cpp_cpu_image
-    assert tag == dr.image_tag("llama_cpp", "cpu", dr.DOCKER_DIR / "Dockerfile.cpu.llama_cpp", dr.DOCKER_DIR)
+    assert tag == dockerfile.image_tag("llama_cpp", "cpu", dr.DOCKER_DIR / "Dockerfile.cpu.llama_cpp", dr.DOCKER_DIR)
     seen = []
     start = time.monotonic()
     again_tag, again = dr.DockerRunner(client=docker_client).image("llama_cpp", "cpu", on_line=seen.append)
@@ -248,7 +249,7 @@ def test_missing_local_base_image_says_how_to_make_it(docker_client, tmp_path, m
 @pytest.mark.docker
 def test_container_runs_as_the_host_user_without_network_or_secrets(docker_client, docker_base_image, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", SECRET)
-    done = dr.run_container(docker_client, docker_base_image.id,
+    done = containers.run_container(docker_client, docker_base_image.id,
                             ["sh", "-c", "id -u; id -g; ls /sys/class/net; env"],
                             environment=dr.container_env("cpu", "ref"), network_mode="none")
     uid, gid, *rest = done.output.splitlines()
@@ -260,19 +261,19 @@ def test_container_runs_as_the_host_user_without_network_or_secrets(docker_clien
 @pytest.mark.docker
 def test_crashing_container_gives_exit_signal_and_tail(docker_client, docker_base_image):
     with pytest.raises(ProcessError) as err:
-        dr.run_container(docker_client, docker_base_image.id,
+        containers.run_container(docker_client, docker_base_image.id,
                          ["sh", "-c", "for i in $(seq 100); do echo line $i; done; echo 'GGML_ASSERT(x) failed'; kill -ABRT $$"])
     assert err.value.returncode == -6 and "failed (signal SIGABRT): GGML_ASSERT(x) failed" in str(err.value)
     assert err.value.tail.splitlines()[-1] == "GGML_ASSERT(x) failed" and len(err.value.tail.splitlines()) == 40
     with pytest.raises(ProcessError, match=r"failed \(exit code 3\)"):
-        dr.run_container(docker_client, docker_base_image.id, ["sh", "-c", "exit 3"])
+        containers.run_container(docker_client, docker_base_image.id, ["sh", "-c", "exit 3"])
 
 
 @pytest.mark.docker
 def test_time_limit_kills_a_silent_container(docker_client, docker_base_image):
     start = time.monotonic()
     with pytest.raises(StepTimeout, match=r"^stopped after 3 s \(time limit\): sh -c") as err:
-        dr.run_container(docker_client, docker_base_image.id, ["sh", "-c", "echo started; sleep 600"], timeout=3)
+        containers.run_container(docker_client, docker_base_image.id, ["sh", "-c", "echo started; sleep 600"], timeout=3)
     assert str(err.value).splitlines()[-1] == "started"
     assert time.monotonic() - start < 60
 
@@ -283,7 +284,7 @@ def test_ctrl_c_removes_the_container(docker_client, docker_base_image):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        dr.run_container(docker_client, docker_base_image.id, ["sh", "-c", "echo hi; sleep 600"], on_line=interrupt)
+        containers.run_container(docker_client, docker_base_image.id, ["sh", "-c", "echo hi; sleep 600"], on_line=interrupt)
 
 
 @pytest.mark.docker

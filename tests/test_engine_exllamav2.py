@@ -12,18 +12,19 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from llmperf_nb import imports, process, tokenizer
+from llmperf_nb import process, tokenizer
 from llmperf_nb.cells import Cell
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.exllamav2 import ExLlamaV2Engine
 from llmperf_nb.exceptions import ConfigError, EngineError, ParseError, WeightsError
+from llmperf_nb.importers import exllamav2 as p
+from llmperf_nb.importers import result as importers
 from llmperf_nb.models import ModelSpec, get_model
-from llmperf_nb.params import DEFAULT_PROMPT, EngineChoice, GpuChoice
-from llmperf_nb.parsers import exllamav2 as p
+from llmperf_nb.params import DEFAULT_PROMPT
 from llmperf_nb.weights import gptq
 
-from .conftest import LOGS, has_nvidia_gpu
+from .conftest import LOGS, has_nvidia_gpu, new_cell
 
 V2 = LOGS / "public" / "exllamav2"
 V1 = LOGS / "public" / "exllama"
@@ -44,9 +45,8 @@ def llama_prompt_ids(monkeypatch):
 
 
 def cell(gpu="H100", count=1, options=None, weights="synthetic", model="tiny-llama", gen_len=256) -> Cell:
-    return Cell(run="t", model=model, gpu=GpuChoice(gpu, count), engine=EngineChoice("exllamav2", options or {}),
-                quantization="int4", weights=weights, local_path=None, num_shards=count, prompt=DEFAULT_PROMPT,
-                gen_len=gen_len, repetitions=3, warmup=1, min_time_s=0.0, timeout_s=600.0, seed=0)
+    return new_cell(model, gpu, "exllamav2", count=count, options=options, weights=weights, gen_len=gen_len,
+                    timeout_s=600.0)
 
 
 # --- parsers ------------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def test_parsers_refuse_unrelated_text(parser):
 def test_every_log_imports_as_a_valid_result(name, decode):
     text = (LOGS / "public" / name).read_text()
     assert registry["exllamav2"].parse_log(text).samples[0]["decode_tok_s"] == decode
-    doc = imports.to_result("exllamav2", text, source=name)  # validates against the schema
+    doc = importers.to_result("exllamav2", text, source=name)  # validates against the schema
     assert doc["samples"][0]["decode_tok_s"] == decode
 
 
@@ -235,7 +235,7 @@ def test_shapes_gptq_cannot_pack_are_refused(tmp_path):
         gptq.write_synthetic_gptq(odd, tmp_path / "odd")
 
 
-# --- engine: options, prepare, argv, parse ------------------------------------------------------
+# --- engine: options, compile, argv, parse ------------------------------------------------------
 
 def test_formats_and_options(engine):
     assert engine.weight_format("int4") == "GPTQ 4-bit g128"
@@ -251,15 +251,15 @@ def test_formats_and_options(engine):
 
 def test_cpu_cells_are_refused(engine, tmp_path):
     with pytest.raises(EngineError, match="needs a CUDA GPU"):
-        engine.prepare(cell("cpu"), {"synthetic": True}, tmp_path, None)
+        engine.compile(cell("cpu"), {"synthetic": True}, tmp_path, None)
     with pytest.raises(EngineError, match="needs a CUDA GPU"):
         engine.benchmark_argv(cell("cpu"), Prepared("m", "GPTQ 4-bit g128", {}), tmp_path / "raw.json")
 
 
 def test_prepare_synthetic_is_cached_and_builds_the_extension(engine, tmp_path):
     calls = []
-    first = engine.prepare(cell(), {"synthetic": True}, tmp_path, lambda argv, **kw: calls.append(argv))
-    again = engine.prepare(cell(), {"synthetic": True}, tmp_path, lambda argv, **kw: calls.append(argv))
+    first = engine.compile(cell(), {"synthetic": True}, tmp_path, lambda argv, **kw: calls.append(argv))
+    again = engine.compile(cell(), {"synthetic": True}, tmp_path, lambda argv, **kw: calls.append(argv))
     assert not first.cached and again.cached and first.artifact == again.artifact
     assert first.format == "GPTQ 4-bit g128" and first.weights["bytes"] > 70e6
     assert (tmp_path / "gptq").is_dir() and first.artifact.startswith(str(tmp_path / "gptq"))
@@ -268,22 +268,22 @@ def test_prepare_synthetic_is_cached_and_builds_the_extension(engine, tmp_path):
 
 def test_prepare_real_folders(engine, tiny_gptq, tmp_path):
     run = lambda argv, **kw: None  # noqa: E731
-    got = engine.prepare(cell(weights="local"), {"synthetic": False, "path": str(tiny_gptq)}, tmp_path, run)
+    got = engine.compile(cell(weights="local"), {"synthetic": False, "path": str(tiny_gptq)}, tmp_path, run)
     assert got.artifact == str(tiny_gptq) and got.format == "GPTQ 4-bit g128 (as given)"
     exl2 = tmp_path / "exl2"
     exl2.mkdir()
     (exl2 / "config.json").write_text(json.dumps({"quantization_config": {"quant_method": "exl2", "bits": 4.65}}))
     (exl2 / "output.safetensors").write_bytes(b"")
-    assert engine.prepare(cell(), {"synthetic": False, "path": str(exl2)}, tmp_path, run).format == "EXL2 4.65 bpw (as given)"
+    assert engine.compile(cell(), {"synthetic": False, "path": str(exl2)}, tmp_path, run).format == "EXL2 4.65 bpw (as given)"
     fp16 = tmp_path / "fp16"
     fp16.mkdir()
     (fp16 / "config.json").write_text("{}")
     header = json.dumps({"lm_head.weight": {"dtype": "F16", "shape": [1], "data_offsets": [0, 2]}}).encode()
     (fp16 / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0\0")
     with pytest.raises(WeightsError, match="not a GPTQ or EXL2"):
-        engine.prepare(cell(), {"synthetic": False, "path": str(fp16)}, tmp_path, run)
+        engine.compile(cell(), {"synthetic": False, "path": str(fp16)}, tmp_path, run)
     with pytest.raises(WeightsError, match="model folder"):
-        engine.prepare(cell(), {"synthetic": False, "path": str(fp16 / "config.json")}, tmp_path, run)
+        engine.compile(cell(), {"synthetic": False, "path": str(fp16 / "config.json")}, tmp_path, run)
 
 
 def argv_tail(engine, c, tmp_path):
@@ -355,6 +355,6 @@ def test_driver_runs_on_a_tiny_gptq_checkpoint(spec, tmp_path):
     assert len(doc["samples"]) == 3 and len(doc["warmup_samples"]) == 1
     for s in doc["samples"]:
         assert s["gen_tokens"] == 32 and s["prompt_tokens"] == 8 and s["decode_tok_s"] > 0
-        assert all(0 <= t < spec.vocab_size for t in s["first_token_ids"])
+        assert all(0 <= t < spec.vocab_size for t in s["token_ids"])
     assert doc["quantization_config"]["quant_method"] == "gptq"
     assert doc["settings"]["max_seq_len"] == 64 and doc["peak_mem_bytes"] > 0

@@ -9,16 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from llmperf_nb import imports
-from llmperf_nb.cells import Cell
 from llmperf_nb.engines import registry
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.mlc import Mlc
 from llmperf_nb.exceptions import ConfigError, ParseError
-from llmperf_nb.params import EngineChoice, GpuChoice
-from llmperf_nb.parsers import mlc as p
+from llmperf_nb.importers import mlc as p
+from llmperf_nb.importers import result as importers
 
-from .conftest import LOGS
+from .conftest import LOGS, new_cell
 
 PUBLIC = LOGS / "public" / "mlc"
 
@@ -36,10 +34,8 @@ def engine(monkeypatch):
 
 
 def cell(gpu="h100-sxm", count=1, shards=None, quantization="int4", weights="synthetic", **options):
-    return Cell(run="t", model="Llama-2-7b-chat-hf", gpu=GpuChoice(gpu, count), engine=EngineChoice("mlc", options),
-                quantization=quantization, weights=weights, local_path=None, num_shards=shards or count,
-                prompt="What is the meaning of life?", gen_len=256, repetitions=3, warmup=1, min_time_s=0.0,
-                timeout_s=60.0, seed=0)
+    return new_cell("Llama-2-7b-chat-hf", gpu, "mlc", count=count, options=options, quantization=quantization,
+                    weights=weights, num_shards=shards or count)
 
 
 # -- parsers on real output -----------------------------------------------------------------------
@@ -129,7 +125,7 @@ def test_engine_picks_the_format_by_itself(engine):
 
 
 def test_import_of_a_verbose_log_is_a_valid_result(engine):
-    doc = imports.to_result("mlc", read("pr1007-runtime-stats-proposed-verbose.txt"), source="pr1007")
+    doc = importers.to_result("mlc", read("pr1007-runtime-stats-proposed-verbose.txt"), source="pr1007")
     assert doc["decode_tok_s"]["mean"] == 107.5 and doc["gen_tokens"]["actual"] == 355
 
 
@@ -149,7 +145,7 @@ def test_options_are_validated(engine):
 
 def test_cpu_cell_is_refused_clearly(engine, tmp_path):
     with pytest.raises(ConfigError, match="GPU only .* the cell asks for the CPU"):
-        engine.prepare(cell("cpu"), {"synthetic": True}, tmp_path, run=None)
+        engine.compile(cell("cpu"), {"synthetic": True}, tmp_path, run=None)
     with pytest.raises(ConfigError, match="GPU only"):
         engine.benchmark_argv(cell("cpu"), Prepared("x", "MLC q4f16_1", {}), tmp_path / "raw.json")
 
@@ -212,7 +208,7 @@ def test_benchmark_argv(engine, tmp_path, monkeypatch):
                         "--device", "rocm", "--max-seq-len", "2048", "--out", str(tmp_path / "raw.json")]
 
 
-# -- prepare: commands run through `run`, cached by inputs ----------------------------------------
+# -- compile: commands run through `run`, cached by inputs ----------------------------------------
 
 @pytest.fixture
 def fake_hf_writer(monkeypatch):
@@ -248,15 +244,15 @@ def test_prepare_runs_the_three_steps_once(engine, tmp_path, fake_hf_writer):
             out.write_bytes(b"lib")
 
     c = cell(count=2)
-    first = engine.prepare(c, {"synthetic": True}, tmp_path, run)
+    first = engine.compile(c, {"synthetic": True}, tmp_path, run)
     assert ran == ["convert_weight", "gen_config", "compile"] and not first.cached
     assert Path(first.extra["model_lib"]).read_bytes() == b"lib"
     assert first.extra["settings"]["tensor_parallel_shards"] == 2
     hf_dirs = list((tmp_path / "hf").iterdir())
     assert json.loads((hf_dirs[0] / "model.safetensors.index.json").read_text())["weight_map"]
-    again = engine.prepare(c, {"synthetic": True}, tmp_path, run)
+    again = engine.compile(c, {"synthetic": True}, tmp_path, run)
     assert again.cached and ran == ["convert_weight", "gen_config", "compile"] and again.artifact == first.artifact
-    other = engine.prepare(cell(count=1), {"synthetic": True}, tmp_path, run)
+    other = engine.compile(cell(count=1), {"synthetic": True}, tmp_path, run)
     assert other.artifact != first.artifact and fake_hf_writer == [("Llama-2-7b-chat-hf", 0, True)]
 
 
@@ -317,7 +313,7 @@ def test_driver_steps_one_token_at_a_time(fake_mlc, tmp_path):
                  "--gen-len", "16", "--reps", "2", "--warmup", "1", "--out", str(raw)])
     doc = json.loads(raw.read_text())
     assert [s["gen_tokens"] for s in doc["samples"]] == [16, 16] and len(doc["warmup_samples"]) == 1
-    assert doc["samples"][0]["first_token_ids"] == list(range(1001, 1009))
+    assert doc["samples"][0]["token_ids"][:8] == list(range(1001, 1009))
     assert len(doc["samples"][0]["token_latencies_s"]) == 15
     assert doc["engine_reported"] == [{"completion_tokens": 16, "decode_tokens_per_s": 123.0}] * 2
     m = measurement_from_raw(cell(), raw, ("engine_reported", "tensor_parallel_shards"))

@@ -13,20 +13,19 @@ from llmperf_nb.engines import transformers as engine_module
 from llmperf_nb.engines.base import Prepared
 from llmperf_nb.engines.transformers import Transformers
 from llmperf_nb.exceptions import ConfigError, EngineError, ParseError
+from llmperf_nb.importers.transformers import parse_benchmark_hf
 from llmperf_nb.models import get_model
-from llmperf_nb.params import DEFAULT_PROMPT, EngineChoice, GpuChoice
-from llmperf_nb.parsers.transformers import parse_benchmark_hf
+from llmperf_nb.params import DEFAULT_PROMPT
 
-from .conftest import LOGS, needs_gpu
+from .conftest import LOGS, needs_gpu, new_cell
 
 LLAMA_IDS = [1, 1724, 338, 278, 6593, 310, 2834, 29973]
 ENGINE = Transformers()
 
 
 def cell(gpu="cpu", quantization="fp16", gen_len=32, reps=2, **options) -> Cell:
-    return Cell(run="t", model="tiny-llama", gpu=GpuChoice(gpu), engine=EngineChoice("transformers", options),
-                quantization=quantization, weights="synthetic", local_path=None, num_shards=1, prompt=DEFAULT_PROMPT,
-                gen_len=gen_len, repetitions=reps, warmup=1, min_time_s=0.0, timeout_s=900.0, seed=0)
+    return new_cell("tiny-llama", gpu, "transformers", options=options, quantization=quantization, gen_len=gen_len,
+                    repetitions=reps, timeout_s=900.0)
 
 
 # --- options ---------------------------------------------------------------------------------------
@@ -65,7 +64,7 @@ def test_params_file_reports_a_bad_option():
 def test_int4_on_the_cpu_is_refused(tmp_path):
     assert "runs on CUDA GPUs only" in ENGINE.unavailable(cell(quantization="int4"))
     with pytest.raises(EngineError, match="bitsandbytes 4-bit, which runs on CUDA GPUs only"):
-        ENGINE.prepare(cell(quantization="int4"), {"synthetic": True}, tmp_path, process.run)
+        ENGINE.compile(cell(quantization="int4"), {"synthetic": True}, tmp_path, process.run)
 
 
 def test_registered():
@@ -124,7 +123,7 @@ def test_parser_refuses_other_text():
 @pytest.fixture(scope="module")
 def tiny_checkpoint(cache_dir):
     pytest.importorskip("transformers")
-    return ENGINE.prepare(cell(), {"synthetic": True, "source": "synthetic"}, cache_dir, process.run)
+    return ENGINE.compile(cell(), {"synthetic": True, "source": "synthetic"}, cache_dir, process.run)
 
 
 def test_synthetic_checkpoint_round_trip(tiny_checkpoint):
@@ -151,14 +150,14 @@ def test_synthetic_checkpoint_round_trip(tiny_checkpoint):
 
 
 def test_prepare_is_cached(tiny_checkpoint, cache_dir):
-    again = ENGINE.prepare(cell(), {"synthetic": True}, cache_dir, process.run)
+    again = ENGINE.compile(cell(), {"synthetic": True}, cache_dir, process.run)
     assert again.cached and again.artifact == tiny_checkpoint.artifact
 
 
 def test_big_models_get_config_and_tokenizer_only(cache_dir, monkeypatch):
     pytest.importorskip("transformers")
     monkeypatch.setattr(engine_module, "RANDOM_INIT_ABOVE", 0)
-    prepared = ENGINE.prepare(cell(), {"synthetic": True}, cache_dir, process.run)
+    prepared = ENGINE.compile(cell(), {"synthetic": True}, cache_dir, process.run)
     files = sorted(p.name for p in Path(prepared.artifact).iterdir())
     assert files == ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"]
     assert prepared.extra == {"random_init": True}
@@ -202,7 +201,7 @@ def test_cpu_run(cpu_runs, cache):
 @pytest.mark.slow
 def test_dynamic_and_static_caches_decode_the_same_tokens(cpu_runs):
     # Same weights, same greedy argmax: the cache layout must not change what is computed.
-    firsts = {cache: [s["first_token_ids"] for s in m.samples + m.warmup_samples] for cache, (m, _) in cpu_runs.items()}
+    firsts = {cache: [s["token_ids"][:8] for s in m.samples + m.warmup_samples] for cache, (m, _) in cpu_runs.items()}
     assert firsts["dynamic"] == firsts["static"]
     assert len({tuple(f) for f in firsts["dynamic"]}) == 1  # and every repetition agrees
 
@@ -212,7 +211,7 @@ def test_cpu_run_with_random_init_on_device(cache_dir, tmp_path, monkeypatch):
     pytest.importorskip("torch")
     monkeypatch.setattr(engine_module, "RANDOM_INIT_ABOVE", 0)
     c = cell(gen_len=8, reps=1)
-    prepared = ENGINE.prepare(c, {"synthetic": True}, cache_dir, process.run)
+    prepared = ENGINE.compile(c, {"synthetic": True}, cache_dir, process.run)
     m, raw = run_cell(c, prepared, tmp_path)
     assert [s["gen_tokens"] for s in m.samples] == [8]
     assert raw["settings"]["weights"].startswith("random init on device")

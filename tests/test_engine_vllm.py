@@ -11,17 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from llmperf_nb import imports
-from llmperf_nb.cells import Cell
+from llmperf_nb.drivers import common
 from llmperf_nb.drivers import vllm as driver
 from llmperf_nb.engines import registry
-from llmperf_nb.engines.base import Prepared
+from llmperf_nb.engines.base import Prepared, crosscheck_note
 from llmperf_nb.engines.vllm import Vllm
 from llmperf_nb.exceptions import ConfigError, ParseError
-from llmperf_nb.params import EngineChoice, GpuChoice
-from llmperf_nb.parsers import vllm as p
+from llmperf_nb.importers import result as importers
+from llmperf_nb.importers import vllm as p
 
-from .conftest import LOGS
+from .conftest import LOGS, new_cell
 
 PUBLIC = LOGS / "public" / "vllm"
 
@@ -39,10 +38,8 @@ def engine(monkeypatch):
 
 
 def cell(gpu="h100-sxm", count=1, quantization="fp16", weights="synthetic", **options):
-    return Cell(run="t", model="Llama-2-7b-chat-hf", gpu=GpuChoice(gpu, count), engine=EngineChoice("vllm", options),
-                quantization=quantization, weights=weights, local_path=None, num_shards=count,
-                prompt="What is the meaning of life?", gen_len=256, repetitions=3, warmup=1, min_time_s=0.0,
-                timeout_s=60.0, seed=0)
+    return new_cell("Llama-2-7b-chat-hf", gpu, "vllm", count=count, options=options, quantization=quantization,
+                    weights=weights)
 
 
 # -- parsers on real output -----------------------------------------------------------------------
@@ -125,7 +122,7 @@ def test_engine_parse_log_explains_what_is_missing(engine):
 
 def test_import_with_namespace_is_a_valid_result(engine):
     text = "Namespace(input_len=8, output_len=256, batch_size=1, n=1)\n" + read(WITH_PERCENTILES[2][0])
-    doc = imports.to_result("vllm", text, source="test")
+    doc = importers.to_result("vllm", text, source="test")
     assert doc["gen_tokens"]["actual"] == 256 and doc["decode_tok_s"] is None
     assert doc["samples"][0]["e2e_tok_s"] == pytest.approx(256 / 3.5717069590464234)
 
@@ -154,7 +151,7 @@ def test_not_installed_is_said_cleanly(engine, monkeypatch):
 
 def test_cpu_cell_is_refused_clearly(engine, tmp_path):
     with pytest.raises(ConfigError, match="GPU only .* the cell asks for the CPU"):
-        engine.prepare(cell("cpu"), {"synthetic": True}, tmp_path, run=None)
+        engine.compile(cell("cpu"), {"synthetic": True}, tmp_path, run=None)
     with pytest.raises(ConfigError, match="GPU only"):
         engine.benchmark_argv(cell("cpu"), Prepared("x", "safetensors fp16", {}), tmp_path / "raw.json")
 
@@ -207,27 +204,27 @@ def fake_writers(monkeypatch):
     return written
 
 
-def test_prepare_int4_is_the_synthetic_gptq_folder_exllamav2_uses(engine, tmp_path, fake_writers):
+def test_compile_int4_is_the_synthetic_gptq_folder_exllamav2_uses(engine, tmp_path, fake_writers):
     from llmperf_nb.engines.exllamav2 import ExLlamaV2Engine
 
-    prepared = engine.prepare(cell(quantization="int4"), {"synthetic": True}, tmp_path, None)
+    prepared = engine.compile(cell(quantization="int4"), {"synthetic": True}, tmp_path, None)
     assert prepared.extra == {"load_format": "auto"} and prepared.format == "GPTQ 4-bit g128"
     assert "llmperf_nb.weights.gptq" in prepared.weights["generator"] and prepared.weights["bytes"] == 10
     assert Path(prepared.artifact).parent == tmp_path / "gptq" and fake_writers == [("gptq", Path(prepared.artifact))]
-    again = engine.prepare(cell(quantization="int4"), {"synthetic": True}, tmp_path, None)
+    again = engine.compile(cell(quantization="int4"), {"synthetic": True}, tmp_path, None)
     assert again.cached and again.artifact == prepared.artifact and len(fake_writers) == 1
     # ExLlamaV2 finds the same folder in the cache (it then checks its extension, stubbed here)
-    exl = ExLlamaV2Engine().prepare(cell(quantization="int4"), {"synthetic": True}, tmp_path, run=lambda *a, **k: None)
+    exl = ExLlamaV2Engine().compile(cell(quantization="int4"), {"synthetic": True}, tmp_path, run=lambda *a, **k: None)
     assert exl.artifact == prepared.artifact and exl.cached
 
 
-def test_prepare_fp16_dummy_is_labelled_and_real_is_as_given(engine, tmp_path, fake_writers):
-    dummy = engine.prepare(cell(), {"synthetic": True}, tmp_path, None)
+def test_compile_fp16_dummy_is_labelled_and_real_is_as_given(engine, tmp_path, fake_writers):
+    dummy = engine.compile(cell(), {"synthetic": True}, tmp_path, None)
     assert "quantization_config" not in json.loads((Path(dummy.artifact) / "config.json").read_text())
     assert dummy.format == "safetensors fp16" and dummy.extra == {"load_format": "dummy"}
     assert "load_format=dummy" in dummy.weights["generator"]
-    assert engine.prepare(cell(), {"synthetic": True}, tmp_path, None).cached
-    real = engine.prepare(cell(weights="hub"), {"synthetic": False, "path": "/hf/snap"}, tmp_path, None)
+    assert engine.compile(cell(), {"synthetic": True}, tmp_path, None).cached
+    real = engine.compile(cell(weights="hub"), {"synthetic": False, "path": "/hf/snap"}, tmp_path, None)
     assert (real.artifact, real.extra["load_format"]) == ("/hf/snap", "auto")
 
 
@@ -246,13 +243,15 @@ def test_sample_from_vllm_metrics():
     assert s["prefill_s"] == pytest.approx(0.02) and s["prefill_tok_s"] == pytest.approx(400)
     assert s["decode_s"] == pytest.approx(1.275) and s["decode_tok_s"] == pytest.approx(255 / 1.275)
     assert s["e2e_s"] == pytest.approx(1.31) and s["timing_source"] == driver.SPLIT
-    assert s["token_latencies_s"] == [0.005] * 255 and s["first_token_ids"] == list(range(8))
+    assert s["token_latencies_s"] == [0.005] * 255 and "first_token_ids" not in s
+    assert s["token_ids_sha256"] == common.token_digest(range(256))
 
 
 def test_sample_without_metrics_has_no_invented_split():
     s = driver.sample_from_output(_output([5] * 200, None), 8, t_call=1.0, t_done=3.0)
     assert s["gen_tokens"] == 200 and s["e2e_s"] == 2.0 and s["timing_source"] == driver.NO_SPLIT
     assert "decode_tok_s" not in s and "ttft_s" not in s and s["token_ids"] == [5] * 200
+    assert s["token_ids_sha256"] == common.token_digest([5] * 200)
 
 
 def _engine_output(n):
@@ -326,6 +325,9 @@ def test_crosscheck_arithmetic_compares_like_with_like():
     failed = driver.crosscheck_summary({"argv": ["vllm", "bench", "latency"], "error": "ProcessError: boom",
                                         "seconds": 1.0}, _samples([1.0]), 256, 8)
     assert failed["error"] == "ProcessError: boom" and "difference" not in failed
+    # what guarded_crosscheck records when run_crosscheck raises (no argv of its own)
+    guarded = driver.crosscheck_summary({"tool": "vllm bench latency", "error": "RuntimeError: x"}, [], 256, 8)
+    assert guarded["error"] == "RuntimeError: x" and "argv" not in guarded
 
 
 def test_bench_latency_runs_vllms_own_parser_and_main(monkeypatch):
@@ -377,7 +379,7 @@ def test_engine_choices_come_from_the_measured_engines_log():
     assert engine_choices("nothing") == {"linear_kernel": None, "attention_backend": None}
 
 
-def test_parse_benchmark_records_kernel_crosscheck_and_identical_work(engine, tmp_path, monkeypatch):
+def test_parse_benchmark_records_kernel_crosscheck_versions_and_identical_work(engine, tmp_path, monkeypatch):
     import llmperf_nb.tokenizer
 
     monkeypatch.setattr(llmperf_nb.tokenizer, "prompt_ids", lambda prompt: ([1] * 8, "stub tokenizer"))
@@ -387,13 +389,15 @@ def test_parse_benchmark_records_kernel_crosscheck_and_identical_work(engine, tm
     raw.write_text(json.dumps({"engine_version": "vllm 0.25.0", "prompt_token_ids": [1, 1724, 338, 278, 6593, 310,
                                                                                       2834, 29973],
                                "samples": _samples([1.25]), "warmup_samples": [], "identical_tokens": False,
-                               "quantization_in_use": "auto_gptq", "crosscheck": check}))
+                               "quantization_in_use": "auto_gptq", "crosscheck": check,
+                               "versions": {"vllm": "0.25.0", "torch": "2.9.0", "cuda": "12.9"}}))
     m = engine.parse_benchmark(cell(quantization="int4"), LOG, raw)
     assert m.build["linear_kernel"] == "MarlinLinearKernel (AutoGPTQLinearMethod)"
     assert m.build["quantization_in_use"] == "auto_gptq" and m.build["crosscheck"] == check
     assert any("did not all generate the same token ids" in n for n in m.notes)
-    [note] = [n for n in m.notes if n.startswith("cross-check")]
-    assert "vllm bench latency --input-len 8 --output-len 256 --batch-size 1" in note and "(+2.4%)" in note
+    assert m.build["versions"] == {"vllm": "0.25.0", "torch": "2.9.0", "cuda": "12.9"}
+    [note] = [n for n in m.notes if n.startswith("cross-check")]  # one note, added by measurement_from_raw
+    assert note == crosscheck_note(check) and "vllm bench latency" in note and "(+2.4%)" in note
 
 
 # -- the driver's plumbing, against a stand-in for vllm.LLM (the real one needs a CUDA GPU) --------
@@ -450,6 +454,8 @@ def test_driver_writes_a_raw_document(fake_vllm, tmp_path):
     assert [len(s["token_latencies_s"]) for s in doc["samples"]] == [10] * 3
     assert doc["samples"][0]["token_latencies_s"] == pytest.approx([0.004] * 10)
     assert doc["samples"][0]["token_ids"] == [7] * 11 and doc["identical_tokens"] is True
+    assert {s["token_ids_sha256"] for s in doc["samples"]} == {common.token_digest([7] * 11)}
+    assert doc["versions"]["vllm"] == "0.0.test" and doc["gc_policy"] == common.GC_POLICY
     assert doc["settings"]["NCCL_NVLS_ENABLE"] == "0" and doc["settings"]["VLLM_ALLREDUCE_USE_SYMM_MEM"] == "0"
     assert doc["timing_source"] == driver.SPLIT and doc["quantization_in_use"] == "auto_gptq"
     assert doc["engine_version"] == "vllm 0.0.test" and doc["prompt_token_ids"] == [1, 2, 3]
@@ -490,4 +496,7 @@ def test_driver_runs_the_crosscheck_first_and_stores_it(fake_vllm, tmp_path, mon
     driver.main(["--model", "/m", "--prompt-ids", "1,2,3", "--gen-len", "11", "--reps", "3", "--out", str(raw),
                  "--crosscheck"])
     doc = json.loads(raw.read_text())
-    assert doc["crosscheck"]["error"] == "RuntimeError: no GPU" and len(doc["samples"]) == 3
+    check = doc["crosscheck"]
+    assert check["error"] == "RuntimeError: no GPU" and len(doc["samples"]) == 3
+    assert check["tool"] == "vllm bench latency" and check["argv"][:3] == ["vllm", "bench", "latency"]
+    assert crosscheck_note(check).startswith("cross-check: vllm bench latency failed")

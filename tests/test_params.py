@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from llmperf_nb import cells, params
+from llmperf_nb import params
 from llmperf_nb.exceptions import ConfigError
 
 from .conftest import ROOT, cli
@@ -27,13 +27,13 @@ def test_every_shipped_params_file_is_valid():
     assert files, "params/ holds no matrix"
     for f in files:
         p = params.load(f)
-        assert cells.expand(p)
+        assert params.expand(p)
 
 
 def test_defaults_and_matrix_order(tmp_path):
     p = params.load(write(tmp_path, GOOD))
     assert p.prompt == "What is the meaning of life?" and p.gen_len == 256 and p.warmup == 1
-    cs = cells.expand(p)
+    cs = params.expand(p)
     assert len(cs) == 2 * 2 * 2
     assert cs[0].id == "tiny-llama__cpu__llama_cpp__int4"
     assert cs[3].id == "tiny-llama__h100-sxmx2__llama_cpp-row__int4"

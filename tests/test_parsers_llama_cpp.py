@@ -7,7 +7,7 @@ import pytest
 
 from llmperf_nb.engines import registry
 from llmperf_nb.exceptions import ParseError
-from llmperf_nb.parsers import llama_cpp as p
+from llmperf_nb.importers import llama_cpp as p
 
 from .conftest import LOGS
 

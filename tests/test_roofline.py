@@ -13,11 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from llmperf_nb import analysis, gpus, results, roofline  # noqa: E402
-from llmperf_nb.cells import Cell  # noqa: E402
 from llmperf_nb.measurement import Measurement  # noqa: E402
-from llmperf_nb.params import EngineChoice, GpuChoice  # noqa: E402
 
-from .conftest import ROOT  # noqa: E402
+from .conftest import ROOT, new_cell  # noqa: E402
 
 # Llama-2-7B from its config.json: hidden 4096, intermediate 11008, 32 layers, 32 heads (no GQA), vocab 32000
 H, INTER, LAYERS, VOCAB = 4096, 11008, 32, 32000
@@ -29,9 +27,7 @@ H200_BW, H200_FLOPS = 4800e9, 989.4e12
 def make_doc(decode=(1000.0, 1001.0, 999.0), prefill=(5000.0, 5001.0, 4999.0), *, model="Llama-2-7b-chat-hf",
              gpu="h200", count=1, detected=None, engine="llama_cpp", fmt="GGUF Q4_0", size=None, prompt_tokens=8,
              status="ok", **weights_extra):
-    cell = Cell(run="t", model=model, gpu=GpuChoice(gpu, count), engine=EngineChoice(engine), quantization="int4",
-                weights="synthetic", local_path=None, num_shards=count, prompt="p", gen_len=256,
-                repetitions=len(decode), warmup=0, min_time_s=0.0, timeout_s=60, seed=0)
+    cell = new_cell(model, gpu, engine, count=count, prompt="p", repetitions=len(decode), warmup=0)
     samples = [{"prompt_tokens": prompt_tokens, "gen_tokens": 256, "decode_tok_s": d, "prefill_tok_s": p}
                for d, p in zip(decode, prefill, strict=True)]
     m = Measurement(engine_version="test", prompt_token_ids=list(range(prompt_tokens)), samples=samples)
@@ -166,3 +162,28 @@ def test_decode_plot_draws_one_bar_per_cell_each_a_measured_mean():
     ax = analysis.plot_decode(df)
     heights = sorted(round(p.get_height(), 6) for p in ax.patches if p.get_height() > 0)  # NaN bars: no cell
     assert heights == sorted(round(v, 6) for v in ok.decode_tok_s)
+
+
+def test_main_table_orders_by_size_shows_roofline_energy_and_marks_reference_rows():
+    big = make_doc(model="Llama-2-13b-chat-hf", decode=(100.0, 80.0, 120.0, 90.0, 110.0), prefill=(1.0,) * 5)
+    small = make_doc()
+    small["energy"] = {"decode_j_per_token": 0.5, "decode_mean_w": 500.0, "source": "test"}
+    table = analysis.main_table([big, small])
+    rows = [line for line in table.splitlines() if line.startswith("| Llama2-")]
+    assert [r.split(" | ")[0] for r in rows] == ["| Llama2-7B", "| Llama2-13B"]  # 7B first, not alphabetical
+    fraction = f"{roofline.of(small).decode_fraction:.0%}"
+    assert rows[0].endswith(f"| {fraction} | 0.500 |")
+    refs = [line for line in table.splitlines() if "reference†" in line]
+    assert "| *Llama2-7B* | *RTX 4090* | *int4* | *MLC LLM* | *reference†* | *204.80* | | |" in refs
+    assert not any("fp16" in r for r in refs)  # only the quantization these results have
+    assert "github.com/mlc-ai/llm-perf-bench" in table
+    assert f"- {analysis.UNSTABLE} Llama2-13B, H200 141GB, int4, llama_cpp:" in table  # the ⚠ list names the quantization
+
+
+def test_engine_column_comes_from_the_result():
+    doc = make_doc(engine="llama_cpp")
+    doc["engine_config"] = {"crosscheck": True, "split_mode": "row"}
+    doc["build"] = {"crosscheck": {"difference": -0.01}}
+    assert analysis.engine_column(doc) == "llama_cpp (split_mode=row)"  # a file from before `configuration`
+    doc["configuration"] = "llama.cpp (split_mode=row)"
+    assert analysis.engine_column(doc) == "llama.cpp (split_mode=row)"

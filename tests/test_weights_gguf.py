@@ -59,5 +59,17 @@ def test_llama_cpp_decodes_the_f16_file_with_both_greedy_pickers(f16_file, tmp_p
         raw = json.loads(out.read_text())
         assert raw["samples"][0]["gen_tokens"] == 16
         assert raw["settings"]["sampler"] == sampler
-        tokens[sampler] = raw["samples"][0]["first_token_ids"]
+        tokens[sampler] = raw["samples"][0]["token_ids"][:8]
     assert tokens["argmax"] == tokens["llama"]  # the same greedy choice, whichever picks it
+
+
+def test_the_gguf_names_of_the_llama_layout_are_gguf_pys():
+    import gguf
+
+    from llmperf_nb.models import TENSOR_NAMES
+
+    t = gguf.MODEL_TENSOR
+    theirs = {"embed": t.TOKEN_EMBD, "attn_norm": t.ATTN_NORM, "q": t.ATTN_Q, "k": t.ATTN_K, "v": t.ATTN_V,
+              "o": t.ATTN_OUT, "ffn_norm": t.FFN_NORM, "gate": t.FFN_GATE, "up": t.FFN_UP, "down": t.FFN_DOWN,
+              "final_norm": t.OUTPUT_NORM, "lm_head": t.OUTPUT}
+    assert TENSOR_NAMES["gguf"] == {role: gguf.TENSOR_NAMES[v].replace("{bid}", "{i}") for role, v in theirs.items()}

@@ -7,17 +7,27 @@ Drivers whose engine has no per-token API build samples with :func:`sample` dire
 
 Token 1 comes from the prefill (time to first token); tokens 2..gen_len each cost one decode
 pass, so decode tok/s = (gen_len - 1) / decode time and each pass is one per-token latency.
+
+Every sample keeps all the token ids it generated (``token_ids``) and their digest, so that a
+reader can check that every repetition did the same work (:mod:`llmperf_nb.results` does).
+
+Python's garbage collector, one policy for every in-process engine (:data:`GC_POLICY`): once the
+engine is loaded, ``gc.collect()`` then ``gc.freeze()`` (what servers do after start-up: the
+loaded model's objects are never scanned again); during each repetition the cyclic collector is
+off, and it runs between repetitions, outside the timed span. Without this a collection of a
+large heap lands inside some token's latency (0.5-0.9 s stalls were seen in HF transformers).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import gc
+import hashlib
 import time
 from typing import Protocol
 
 from llmperf_nb import telemetry
+from llmperf_nb.jsonfile import write_json
 
 
 class Stepper(Protocol):
@@ -56,12 +66,22 @@ def sample(prompt_tokens: int, generated: list[int], t0: float, t_first: float, 
         "decode_s": decode_s,
         "decode_tok_s": (len(generated) - 1) / decode_s if decode_s > 0 else None,
         "token_latencies_s": latencies,
-        "first_token_ids": generated[:8],
+        "token_ids": list(generated),
+        "token_ids_sha256": token_digest(generated),
     }
     if nvml is not None:
         s["decode_energy_j"] = nvml.energy_joules(decode_start, t_last)
         s["decode_mean_w"] = nvml.mean_watts(decode_start, t_last)
     return s
+
+
+def token_digest(ids) -> str:
+    """sha256 of the ids written as decimal numbers joined by commas: equal digests, equal work."""
+    return hashlib.sha256(",".join(str(int(i)) for i in ids).encode()).hexdigest()
+
+
+GC_POLICY = ("gc.collect() + gc.freeze() after loading; cyclic collector off during each repetition, "
+             "run between repetitions (untimed)")
 
 
 def generate(stepper: Stepper, ids: list[int], gen_len: int, nvml=None) -> dict:
@@ -100,15 +120,18 @@ def measure(one_run, args, continuous: bool = False) -> dict:
     nvml = telemetry.gpu_sampler(indices, continuous=continuous) if indices else None
     warm, samples = [], []
     started = time.perf_counter()
+    gc.collect()
+    gc.freeze()  # everything alive now is the loaded engine: never scanned again
     with nvml if nvml is not None else _Null():
         for _ in range(args.warmup):
-            warm.append(one_run(nvml))
+            warm.append(_untouched_by_gc(one_run, nvml))
         measured_from = time.perf_counter()
         while len(samples) < args.reps or (
             time.perf_counter() - measured_from < args.min_time and len(samples) < args.max_reps
         ):
-            samples.append(one_run(nvml))
-    doc = {"warmup_samples": warm, "samples": samples, "wall_s": time.perf_counter() - started}
+            samples.append(_untouched_by_gc(one_run, nvml))
+    doc = {"warmup_samples": warm, "samples": samples, "wall_s": time.perf_counter() - started,
+           "gc_policy": GC_POLICY}
     if nvml is not None:
         doc["peak_mem_bytes"], doc["peak_mem_kind"] = nvml.peak_bytes, nvml.memory_kind
         doc["energy_source"] = nvml.source
@@ -117,11 +140,28 @@ def measure(one_run, args, continuous: bool = False) -> dict:
     return doc
 
 
+def guarded_crosscheck(tool: str, fn, *args) -> dict:
+    """Run an engine's own tool after the measurement; if it fails, say how, keeping the measurement
+    (the cross-check is then missing from the result and the note says why)."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 - any failure of the other tool; it is recorded, not hidden
+        print(f"cross-check with {tool} failed: {type(e).__name__}: {e}", flush=True)
+        return {"tool": tool, "error": f"{type(e).__name__}: {e}"[:2000]}
+
+
+def _untouched_by_gc(one_run, nvml) -> dict:
+    """One repetition with the cyclic collector off; it collects afterwards, outside the timing."""
+    gc.disable()
+    try:
+        return one_run(nvml)
+    finally:
+        gc.enable()
+        gc.collect()
+
+
 def write(doc: dict, out: str) -> None:
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, out)
+    write_json(out, doc, indent=None)
     last = doc["samples"][-1]
     print(f"decode {last['decode_tok_s']:.2f} tok/s, prefill {last['prefill_tok_s']:.2f} tok/s, "
           f"{len(doc['samples'])} repetitions, {last['gen_tokens']} tokens each", flush=True)

@@ -133,6 +133,7 @@ def bench(args) -> None:
     if len(ids) + args.gen_len > args.max_seq_len:
         sys.exit(f"prompt ({len(ids)}) + gen_len ({args.gen_len}) tokens exceed --max-seq-len {args.max_seq_len}")
     config, model, cache = load(args, torch)
+    torch.cuda.empty_cache()  # memory is what the engine holds while decoding (docs/engines.md, Memory)
     stepper = Stepper(torch, model, cache)
     doc = common.measure(lambda nvml: common.generate(stepper, ids, args.gen_len, nvml), args)
     doc.update(
@@ -144,8 +145,50 @@ def bench(args) -> None:
                   "loop": "model.forward(ids, cache, last_id_only=True) + argmax, as test_inference.py -s"},
         **facts(torch, config, model),
     )
+    doc["versions"] = {"exllamav2": exllamav2.__version__, "torch": torch.__version__, "cuda": torch.version.cuda}
+    if args.crosscheck:
+        doc["crosscheck"] = common.guarded_crosscheck("ExLlamaV2 dynamic generator", crosscheck, torch, model,
+                                                      cache, args, ids, doc)
     model.unload()
     common.write(doc, args.out)
+
+
+def crosscheck(torch, model, cache, args, ids: list[int], doc: dict) -> dict:
+    """ExLlamaV2's own dynamic generator on the same model and cache: one job of the prompt's ids,
+    greedy, ``max_new_tokens = gen_len`` and no stop conditions (EOS ignored), in its unpaged mode
+    (batch 1; paged mode needs flash-attn). Decode tok/s from the generator's own clock: (new_tokens
+    - 1) / (time_generate - time_prefill). One warm-up, then as many jobs as the harness measured."""
+    from exllamav2 import ExLlamaV2Tokenizer
+    from exllamav2.generator import ExLlamaV2DynamicGenerator, ExLlamaV2DynamicJob, ExLlamaV2Sampler
+
+    tokenizer = ExLlamaV2Tokenizer(model.config)  # the generator needs one; ids go in as ids
+    generator = ExLlamaV2DynamicGenerator(model=model, cache=cache, tokenizer=tokenizer, max_batch_size=1,
+                                          paged=False)
+    runs = []
+    for _ in range(1 + len(doc["samples"])):
+        job = ExLlamaV2DynamicJob(input_ids=torch.tensor([ids], dtype=torch.long), max_new_tokens=args.gen_len,
+                                  gen_settings=ExLlamaV2Sampler.Settings.greedy(), stop_conditions=None)
+        generator.enqueue(job)
+        tokens, end = [], None
+        while generator.num_remaining_jobs():
+            for r in generator.iterate():
+                if r.get("stage") == "streaming" and "token_ids" in r:
+                    tokens.extend(r["token_ids"].flatten().tolist())
+                if r.get("eos"):
+                    end = r
+        runs.append({"gen_tokens": len(tokens), "new_tokens": end["new_tokens"], "eos_reason": end["eos_reason"],
+                     "decode_tok_s": (end["new_tokens"] - 1) / (end["time_generate"] - end["time_prefill"]),
+                     "token_ids_sha256": common.token_digest(tokens)})
+    theirs = [r["decode_tok_s"] for r in runs[1:]]
+    ours = [s["decode_tok_s"] for s in doc["samples"]]
+    mean_theirs, mean_ours = sum(theirs) / len(theirs), sum(ours) / len(ours)
+    same = {r["token_ids_sha256"] for r in runs} == {s["token_ids_sha256"] for s in doc["samples"]}
+    call = (f"ExLlamaV2DynamicGenerator(paged=False, max_batch_size=1) + ExLlamaV2DynamicJob(max_new_tokens="
+            f"{args.gen_len}, greedy, stop_conditions=None)")
+    return {"tool": "ExLlamaV2 dynamic generator", "argv": [call], "decode_tok_s_samples": theirs,
+            "decode_tok_s_mean": mean_theirs, "harness_decode_tok_s_mean": mean_ours,
+            "difference": mean_ours / mean_theirs - 1, "gen_tokens": [r["gen_tokens"] for r in runs],
+            "eos_reasons": sorted({r["eos_reason"] for r in runs}), "same_tokens_as_harness": same}
 
 
 def check(args) -> None:
@@ -165,6 +208,8 @@ def main(argv=None) -> None:
     split.add_argument("--gpu-split", help="GB of weights per GPU, e.g. 17,17 (test_inference.py -gs)")
     split.add_argument("--autosplit", action="store_true", help="fill the visible GPUs in turn (-gs auto)")
     b.add_argument("--max-seq-len", type=int, default=2048, help="cache length in tokens")
+    b.add_argument("--crosscheck", action="store_true",
+                   help="also time ExLlamaV2's own dynamic generator on the same model and cache")
     sub.add_parser("check")
     args = ap.parse_args(argv)
     bench(args) if args.cmd == "bench" else check(args)

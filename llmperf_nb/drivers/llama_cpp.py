@@ -135,20 +135,21 @@ def bench(args) -> None:
 def crosscheck(args, doc: dict) -> dict:
     """llama.cpp's own llama-bench on the same file and settings: decode only (``-p 0 -n gen_len``)."""
     from llmperf_nb import process
-    from llmperf_nb.parsers.llama_cpp import parse_bench_json
+    from llmperf_nb.importers.llama_cpp import parse_bench_json
 
     argv = [args.llama_bench, "-m", args.model, "-p", "0", "-n", str(args.gen_len), "-r", str(args.reps),
             "-ngl", str(args.n_gpu_layers), "-sm", args.split_mode, "-t", str(args.threads),
             "-fa", args.flash_attn, "-b", str(args.n_batch), "-o", "json"]
     out = process.run(argv, timeout=3600)
     start = out.output.find("[")  # llama-bench logs to stderr, merged here: the JSON starts at "["
-    theirs = [s["decode_tok_s"] for s in parse_bench_json(out.output[start:]).samples]
+    bench = parse_bench_json(out.output[start:])
+    theirs = [s["decode_tok_s"] for s in bench.samples]
     ours = [s["decode_tok_s"] for s in doc["samples"]]
     mean_theirs, mean_ours = sum(theirs) / len(theirs), sum(ours) / len(ours)
     # the binary by name: its folder is the layout of the machine that ran it
     return {"tool": "llama-bench", "argv": [os.path.basename(argv[0]), *argv[1:]], "decode_tok_s_samples": theirs,
             "decode_tok_s_mean": mean_theirs, "harness_decode_tok_s_mean": mean_ours,
-            "difference": mean_ours / mean_theirs - 1}
+            "difference": mean_ours / mean_theirs - 1, "build_commit": bench.build.get("build_commit")}
 
 
 def quantize(args) -> None:

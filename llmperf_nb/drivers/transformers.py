@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+import time
 
 from llmperf_nb.drivers import common
 
@@ -32,12 +33,9 @@ class Stepper:
         params = inspect.signature(model.forward).parameters
         # transformers 5.24 renamed past_key_values to cache (the old name warns until 5.40)
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
-        if args.cache == "static":
-            self.cache = StaticCache(config=model.config, max_cache_len=max_len)
-            self.new_cache = None
-        else:
-            self.cache = None
-            self.new_cache = lambda: DynamicCache(config=model.config)
+        self.static = args.cache == "static"
+        self.cache = StaticCache(config=model.config, max_cache_len=max_len) if self.static else None
+        self.new_cache = lambda: DynamicCache(config=model.config)
         self.step_fn = model
         if args.compile:
             # Decode only, as generate() does: the prefill's shape differs from every decode step's,
@@ -47,9 +45,11 @@ class Stepper:
         self.pos = self.next_ids = self.last = None
 
     def reset(self) -> None:
-        if self.cache is not None:
+        if self.static:
             self.cache.reset()  # in place: a compiled graph keeps pointing at the same tensors
         else:
+            # a new one: DynamicCache.reset() zeroes its tensors but keeps their length, so the next
+            # repetition would attend over the last one's zeroed keys (different tokens, slower)
             self.cache = self.new_cache()
 
     def _forward(self, fn, ids, pos) -> int:
@@ -203,6 +203,9 @@ def bench(args) -> None:
     model, facts = load(torch, args)
     on_cuda = args.device == "cuda"
     if on_cuda:
+        # blocks freed while loading (bitsandbytes quantizes fp16 weights made on the GPU) go back to
+        # the device: memory is what the engine holds while decoding (docs/engines.md, Memory)
+        torch.cuda.empty_cache()
         for i in range(torch.cuda.device_count()):
             torch.cuda.reset_peak_memory_stats(i)  # the peak of the run: weights, cache, activations
     with torch.inference_mode():
@@ -227,8 +230,70 @@ def bench(args) -> None:
         engine_version=f"transformers {transformers.__version__} / torch {torch.__version__} ({where})",
         prompt_token_ids=ids,
         settings=settings,
+        versions=_versions(torch, transformers, args),
     )
+    if args.crosscheck:
+        with torch.inference_mode():
+            doc["crosscheck"] = common.guarded_crosscheck("transformers generate()", crosscheck, torch, model,
+                                                          args, ids, doc)
     common.write(doc, args.out)
+
+
+def _versions(torch, transformers, args) -> dict:
+    v = {"torch": torch.__version__, "transformers": transformers.__version__, "cuda": torch.version.cuda}
+    if args.quant == "bnb4":
+        import bitsandbytes
+
+        v["bitsandbytes"] = bitsandbytes.__version__
+    return v
+
+
+class _Clock:
+    """A generate() streamer that only notes the time of each put: generate() puts the prompt, then
+    each new token as it copies it to the host (``.cpu()``, which waits for the pass)."""
+
+    def __init__(self):
+        self.times: list[float] = []
+
+    def put(self, value) -> None:
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+def crosscheck(torch, model, args, ids: list[int], doc: dict) -> dict:
+    """transformers' own ``generate()`` on the same model and cache kind, greedy, ``gen_len`` new
+    tokens with EOS ignored (no eos_token_id), timed by a streamer: decode tok/s = (tokens - 1) /
+    (last token's time - first token's time), the definition of drivers.common. One warm-up, then
+    as many runs as the harness measured. Its tokens are compared with the harness's."""
+    from transformers import GenerationConfig
+
+    model.generation_config.eos_token_id = None  # or generate() would fill it back in from the model's
+    kw = {"max_new_tokens": args.gen_len, "do_sample": False, "eos_token_id": None, "pad_token_id": 0}
+    if args.cache == "static":
+        kw["cache_implementation"] = "static"  # generate() then compiles the decode step itself
+    config = GenerationConfig(**kw)
+    input_ids = torch.tensor([ids], device=model.get_input_embeddings().weight.device)
+    mask = torch.ones_like(input_ids)
+    runs = []
+    for _ in range(1 + len(doc["samples"])):
+        clock = _Clock()
+        out = model.generate(input_ids, attention_mask=mask, generation_config=config, streamer=clock)
+        tokens = out[0, len(ids):].tolist()
+        first, last = clock.times[1], clock.times[-1]
+        runs.append({"gen_tokens": len(tokens), "decode_tok_s": (len(tokens) - 1) / (last - first),
+                     "token_ids_sha256": common.token_digest(tokens)})
+    theirs = [r["decode_tok_s"] for r in runs[1:]]
+    ours = [s["decode_tok_s"] for s in doc["samples"]]
+    mean_theirs, mean_ours = sum(theirs) / len(theirs), sum(ours) / len(ours)
+    same = {r["token_ids_sha256"] for r in runs} == {s["token_ids_sha256"] for s in doc["samples"]}
+    call = (f"model.generate(max_new_tokens={args.gen_len}, do_sample=False, eos_token_id=None"
+            + (", cache_implementation='static'" if args.cache == "static" else "") + ")")
+    return {"tool": "transformers generate()", "argv": [call], "decode_tok_s_samples": theirs,
+            "decode_tok_s_mean": mean_theirs, "harness_decode_tok_s_mean": mean_ours,
+            "difference": mean_ours / mean_theirs - 1, "gen_tokens": [r["gen_tokens"] for r in runs],
+            "same_tokens_as_harness": same}
 
 
 def main(argv=None) -> None:
@@ -245,6 +310,8 @@ def main(argv=None) -> None:
     b.add_argument("--compile", action="store_true")
     b.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
     b.add_argument("--quant", choices=["none", "bnb4"], default="none")
+    b.add_argument("--crosscheck", action="store_true",
+                   help="also time transformers' own generate() on the same model (same cache kind)")
     common.add_workload_args(b)
     args = ap.parse_args(argv)
     bench(args)

@@ -23,8 +23,9 @@ by default; ``vllm serve`` keeps them on). Then:
   :class:`StepClock` wraps that method to note (timestamp, new tokens) per step. Latency of token i
   = its step's timestamp - the previous step's; they add up to ``decode_s``;
 * ``e2e_s``: wall time of the ``generate`` call (what ``vllm bench latency`` times);
-* ``token_ids``: every generated id (greedy: identical in every repetition; ``identical_tokens``
-  in the raw document says whether they were).
+* ``token_ids``: every generated id, and ``token_ids_sha256`` (:func:`common.token_digest`), as in every
+  driver's samples (greedy: identical in every repetition; :func:`llmperf_nb.results.work_check` compares
+  the measured ones, and ``identical_tokens`` in the raw document says whether all, warm-up included, were).
 
 Linux's ``time.monotonic`` and ``time.perf_counter`` are both CLOCK_MONOTONIC, shared by every
 process, so the engine core's timestamps bound the NVML energy window directly. Where the metrics
@@ -41,7 +42,9 @@ It times ``LLM.generate`` of a batch of random prompts, prefill included, so the
 like for like on that: ``output_len / latency`` per iteration against this harness's
 ``gen_tokens / e2e_s`` per repetition (both: one generate call, an 8-token prefill and
 ``gen_len`` tokens). It samples at temperature 1 (we: greedy), which costs next to nothing at
-batch 1. The result is stored as ``crosscheck`` (the keys of llama.cpp's, with ``basis``).
+batch 1. The result is stored as ``crosscheck`` (the keys every driver's has, with ``basis``); a failure
+of the tool, or of reading what it wrote, is recorded there by :func:`common.guarded_crosscheck` and the
+measurement goes on.
 
 Multi-GPU (tensor parallelism): NVLink multicast stays off (``NCCL_NVLS_ENABLE=0``,
 ``TORCH_SYMM_MEM_DISABLE_MULTICAST=1``, ``NVSHMEM_DISABLE_NVLS=1``) and so does vLLM's
@@ -68,7 +71,9 @@ import time
 from pathlib import Path
 
 from llmperf_nb.drivers import common
+from llmperf_nb.jsonfile import write_json
 
+CROSSCHECK_TOOL = "vllm bench latency"
 SPLIT = "vLLM RequestOutput.metrics (engine-core timestamps)"
 NO_SPLIT = "wall clock of LLM.generate only: vLLM returned no request metrics, so no prefill/decode split"
 #: printed before the measured engine starts: the log lines after it are that engine's
@@ -137,7 +142,7 @@ def sample_from_output(out, prompt_tokens: int, t_call: float, t_done: float, nv
     """One sample from a ``RequestOutput`` and the wall-clock bounds of the ``generate`` call."""
     tokens = list(out.outputs[0].token_ids)
     s = {"prompt_tokens": prompt_tokens, "gen_tokens": len(tokens), "e2e_s": t_done - t_call,
-         "first_token_ids": tokens[:8], "token_ids": tokens}
+         "token_ids": tokens, "token_ids_sha256": common.token_digest(tokens)}
     m = getattr(out, "metrics", None)
     first, last = getattr(m, "first_token_ts", 0.0) or 0.0, getattr(m, "last_token_ts", 0.0) or 0.0
     if m is None or first <= 0 or last <= 0:
@@ -202,34 +207,36 @@ def crosscheck_argv(args, input_len: int, json_path: str) -> list[str]:
     return argv
 
 
+def _bench_latency_json(args) -> str:
+    return str(Path(args.out).with_name(Path(args.out).stem + ".bench-latency.json"))
+
+
 def run_crosscheck(args, input_len: int) -> dict:
-    """Run ``vllm bench latency`` in a child process; what it wrote, or why it did not."""
+    """Run ``vllm bench latency`` in a child process and read what it wrote (raises if it fails:
+    :func:`common.guarded_crosscheck` records why)."""
     from llmperf_nb import process
 
-    json_path = str(Path(args.out).with_name(Path(args.out).stem + ".bench-latency.json"))
+    json_path = _bench_latency_json(args)
     vllm_args = crosscheck_argv(args, input_len, json_path)
-    run = {"argv": ["vllm", "bench", "latency", *vllm_args], "json_path": json_path}
     print("llmperf-nb: cross-check first: vllm bench latency " + " ".join(vllm_args), flush=True)
     env = {k: os.environ[k] for k in ENV_DEFAULTS if k in os.environ}
     start = time.perf_counter()
-    try:
-        process.run([sys.executable, "-m", "llmperf_nb.drivers.vllm", "bench-latency", *vllm_args],
-                    timeout=args.crosscheck_timeout, extra_env=env,
-                    on_line=lambda line: print("[vllm bench latency] " + line, end="", flush=True))
-        run["doc"] = json.loads(Path(json_path).read_text())
-    except Exception as e:  # the measurement goes on; the raw document says why there is no cross-check
-        run["error"] = f"{type(e).__name__}: {e}"[-2000:]
-    run["seconds"] = time.perf_counter() - start
-    return run
+    process.run([sys.executable, "-m", "llmperf_nb.drivers.vllm", "bench-latency", *vllm_args],
+                timeout=args.crosscheck_timeout, extra_env=env,
+                on_line=lambda line: print("[vllm bench latency] " + line, end="", flush=True))
+    return {"argv": ["vllm", "bench", "latency", *vllm_args], "json_path": json_path,
+            "doc": json.loads(Path(json_path).read_text()), "seconds": time.perf_counter() - start}
 
 
 def crosscheck_summary(run: dict, samples: list[dict], gen_len: int, input_len: int) -> dict:
-    """The cross-check as stored in the raw document (llama.cpp's keys, plus ``basis``)."""
-    from llmperf_nb.parsers.vllm import parse_latency_json
+    """The cross-check as stored in the raw document: the keys every driver's has (tool, argv,
+    decode_tok_s_samples, decode_tok_s_mean, harness_decode_tok_s_mean, difference), plus ``basis``;
+    ``run`` is what :func:`run_crosscheck` returned, or the failure guarded_crosscheck recorded."""
+    from llmperf_nb.importers.vllm import parse_latency_json
 
-    check = {"tool": "vllm bench latency", "argv": [os.path.basename(a) if i == 0 else a
-                                                    for i, a in enumerate(run["argv"])],
-             "basis": CROSSCHECK_BASIS}
+    check = {"tool": CROSSCHECK_TOOL, "basis": CROSSCHECK_BASIS}
+    if "argv" in run:
+        check["argv"] = [os.path.basename(a) if i == 0 else a for i, a in enumerate(run["argv"])]
     if "error" in run:
         return {**check, "error": run["error"]}
     theirs = [s["e2e_tok_s"] for s in parse_latency_json(json.dumps(run["doc"]), output_len=gen_len,
@@ -268,9 +275,11 @@ def bench_latency(argv: list[str]) -> None:
 def bench(args) -> None:
     set_env_defaults()  # before the cross-check's child and before vllm is imported here
     ids = common.parse_ids(args.prompt_ids)
-    check_run = run_crosscheck(args, len(ids)) if args.crosscheck else None
+    check_run = (common.guarded_crosscheck(CROSSCHECK_TOOL, run_crosscheck, args, len(ids))
+                 if args.crosscheck else None)
+    if check_run is not None and "error" in check_run:  # say what was run, as a successful one does
+        check_run["argv"] = ["vllm", "bench", "latency", *crosscheck_argv(args, len(ids), _bench_latency_json(args))]
 
-    import vllm
     from vllm import SamplingParams
 
     print(ENGINE_MARK, flush=True)
@@ -289,11 +298,23 @@ def bench(args) -> None:
                                   clock.token_latencies(len(out.outputs[0].token_ids)))
 
     doc = common.measure(one_run, args, continuous=True)  # metrics' clock: sample throughout
+    doc.update(_facts(args, llm, clock, doc, ids))
+    if check_run is not None:
+        doc["crosscheck"] = common.guarded_crosscheck(CROSSCHECK_TOOL, crosscheck_summary, check_run,
+                                                      doc["samples"], args.gen_len, len(ids))
+    _write(doc, args.out)
+
+
+def _facts(args, llm, clock: StepClock, doc: dict, ids: list[int]) -> dict:
+    """What the raw document says besides the samples: versions, settings, how the times were taken."""
+    import vllm
+
     sources = {s.get("timing_source") for s in doc["samples"]}
     model_config = llm.llm_engine.model_config
     runs = doc["warmup_samples"] + doc["samples"]
-    doc.update(
+    return dict(
         engine_version=f"vllm {vllm.__version__}",
+        versions=_versions(vllm),
         prompt_token_ids=ids,
         settings={"load_format": args.load_format, "tensor_parallel_size": args.tensor_parallel_size,
                   "dtype": args.dtype, "gpu_memory_utilization": args.gpu_memory_utilization,
@@ -306,9 +327,15 @@ def bench(args) -> None:
         token_latency_source=("engine-core timestamps of each engine step (output_processor.process_outputs)"
                               if clock.installed else "none: vLLM's LLMEngine has no output_processor.process_outputs"),
     )
-    if check_run is not None:
-        doc["crosscheck"] = crosscheck_summary(check_run, doc["samples"], args.gen_len, len(ids))
-    _write(doc, args.out)
+
+
+def _versions(vllm) -> dict:
+    v = {"vllm": vllm.__version__}
+    try:
+        import torch
+    except ImportError:  # vllm always brings torch; a stand-in in the tests may not
+        return v
+    return {**v, "torch": torch.__version__, "cuda": torch.version.cuda}
 
 
 def _write(doc: dict, out: str) -> None:
@@ -323,10 +350,7 @@ def _write(doc: dict, out: str) -> None:
         common.write(doc, out)
         return
     # no split: common.write's summary line needs decode_tok_s, so write and say it here
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, out)
+    write_json(out, doc, indent=None)
     last = doc["samples"][-1]
     print(f"end-to-end {last['e2e_s']:.3f} s for {last['gen_tokens']} tokens ({NO_SPLIT})", flush=True)
 

@@ -90,6 +90,14 @@ class Engine(ABC):
             validate()
         return opts
 
+    def configuration(self, options: dict) -> str:
+        """How reports name this engine with ``options``: its label plus the options that make a separate
+        configuration, e.g. 'llama.cpp (split_mode=row)'. Recorded in each result (``configuration``)."""
+        shown = {k: v for k, v in options.items() if k not in self.label_ignores}
+        if not shown:
+            return self.label
+        return f"{self.label} ({', '.join(f'{k}={v}' for k, v in sorted(shown.items()))})"
+
     def weight_format(self, quantization: str) -> str:
         try:
             return self.formats[quantization]
@@ -104,7 +112,7 @@ class Engine(ABC):
         return "hf"
 
     @abstractmethod
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         """Make the artifact the benchmark loads (convert, quantize, write synthetic weights).
 
         ``weights`` is what the setup step resolved; ``run`` is :func:`llmperf_nb.process.run`.
@@ -219,9 +227,26 @@ def measurement_from_raw(cell: Cell, raw_path: Path, build_keys: tuple[str, ...]
         peak_mem_bytes=raw.get("peak_mem_bytes"),
         peak_mem_kind=raw.get("peak_mem_kind"),
         energy=energy,
-        build={"settings": raw.get("settings", {}), **{k: raw.get(k) for k in build_keys}},
-        notes=[f"prompt tokenized with the {prompt_ids(cell.prompt)[1]}"],
+        build={"settings": raw.get("settings", {}), **{k: raw.get(k) for k in build_keys},
+               **{k: raw[k] for k in _SHARED_BUILD_KEYS if raw.get(k) is not None}},
+        notes=[f"prompt tokenized with the {prompt_ids(cell.prompt)[1]}",
+               *([crosscheck_note(raw["crosscheck"])] if raw.get("crosscheck") else [])],
     )
+
+
+#: what any driver may add to its raw document, kept in the result's ``build``
+_SHARED_BUILD_KEYS = ("crosscheck", "versions", "gc_policy")
+
+
+def crosscheck_note(check: dict) -> str:
+    """One line: the engine's own tool against this harness, on the same weights and GPU."""
+    if check.get("error"):
+        return f"cross-check: {check['tool']} failed, so there is none: {check['error'].splitlines()[0]}"
+    line = (f"cross-check: {check['tool']} on the same weights gave {check['decode_tok_s_mean']:.2f} tok/s, "
+            f"this harness {check['harness_decode_tok_s_mean']:.2f} ({check['difference']:+.1%})")
+    if check.get("same_tokens_as_harness") is False:
+        line += "; its greedy tokens differ from the harness's"
+    return line
 
 
 def _check_type(key, value, hint) -> None:

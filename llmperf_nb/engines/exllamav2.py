@@ -9,7 +9,7 @@ ones are a GPTQ or EXL2 folder (local weights; no GPTQ repository is pinned in w
 The compile step also imports exllamav2 once, so that the JIT build of its CUDA extension (minutes
 on the first import) happens there rather than inside the benchmark's time limit.
 Benchmark: :mod:`llmperf_nb.drivers.exllamav2`. Import: ``test_inference.py`` output and
-Exllama v1's ``test_benchmark_inference.py -p`` (:mod:`llmperf_nb.parsers.exllamav2`).
+Exllama v1's ``test_benchmark_inference.py -p`` (:mod:`llmperf_nb.importers.exllamav2`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from .. import tokenizer
 from ..exceptions import ConfigError, EngineError, WeightsError
+from ..importers import exllamav2 as parsers
 from ..models import get_model
-from ..parsers import exllamav2 as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
@@ -38,6 +38,8 @@ class Options:
     # GPUs in turn; None: the first GPU for a one-GPU cell, "auto" for a multi-GPU one
     gpu_split: str | None = None
     max_seq_len: int = 2048  # cache length in tokens (ExLlamaV2Cache is allocated for all of it)
+    # also time ExLlamaV2's own dynamic generator (greedy, gen_len tokens, no stop) in the same command
+    crosscheck: bool = False
 
     def validate(self):
         if self.max_seq_len < 1:
@@ -59,6 +61,7 @@ class ExLlamaV2Engine(Engine):
     install_hint = "pip install exllamav2==0.3.2 on a CUDA machine, or docker/Dockerfile.cu121.exllamav2"
     needs_gpu = True
     options_class = Options
+    label_ignores = ("crosscheck",)
     formats = {"int4": "GPTQ 4-bit g128"}
     dockerfiles = {"cuda": "Dockerfile.cu121.exllamav2"}
     parsers = {
@@ -71,7 +74,7 @@ class ExLlamaV2Engine(Engine):
     def source_format(self, quantization: str) -> str:
         return "gptq"
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         _need_gpu(cell)
         fmt = self.weight_format(cell.quantization)
         if weights["synthetic"]:
@@ -98,6 +101,7 @@ class ExLlamaV2Engine(Engine):
             *workload_args(cell, raw_path),
             *placement,
             "--max-seq-len", str(opts.max_seq_len),
+            *(["--crosscheck"] if opts.crosscheck else []),
         ]
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:

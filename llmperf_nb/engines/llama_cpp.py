@@ -3,7 +3,7 @@
 Compile: synthetic weights are written straight to GGUF; real ones are converted from the HF
 checkpoint with llama.cpp's convert_hf_to_gguf.py, then quantized with llama.cpp's quantizer.
 Benchmark: :mod:`llmperf_nb.drivers.llama_cpp`. Import: llama-bench's md/csv/json/jsonl output and
-the timing lines of llama.cpp's completion programs (:mod:`llmperf_nb.parsers.llama_cpp`).
+the timing lines of llama.cpp's completion programs (:mod:`llmperf_nb.importers.llama_cpp`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..exceptions import ConfigError, EngineError, WeightsError
+from ..importers import llama_cpp as parsers
 from ..models import get_model
-from ..parsers import llama_cpp as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
@@ -66,7 +66,7 @@ class LlamaCpp(Engine):
     def _gguf_type(self, quantization: str) -> str:
         return self.weight_format(quantization).split()[-1]
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         spec = get_model(cell.model)
         qtype = self._gguf_type(cell.quantization)
         fmt = self.weight_format(cell.quantization)
@@ -124,14 +124,7 @@ class LlamaCpp(Engine):
         ]
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
-        m = measurement_from_raw(cell, raw_path, ("model_desc", "model_bytes", "model_n_params", "gpu_offload",
-                                                  "crosscheck"))
-        check = m.build.get("crosscheck")
-        if check:
-            m.notes.append(f"cross-check: llama-bench -n {cell.gen_len} on the same GGUF gave "
-                           f"{check['decode_tok_s_mean']:.2f} tok/s, this harness {check['harness_decode_tok_s_mean']:.2f} "
-                           f"({check['difference']:+.1%})")
-        return m
+        return measurement_from_raw(cell, raw_path, ("model_desc", "model_bytes", "model_n_params", "gpu_offload"))
 
 
 def _llama_bench() -> str:

@@ -1,7 +1,7 @@
 """MLC LLM: weights converted to MLC's format (q4f16_1 for int4, q0f16 for fp16), a model library
 compiled by TVM for the GPU, benchmarked through MLC's Python engine.
 
-Compile (``prepare``), with the current ``mlc_llm`` command line (python/mlc_llm/cli/*.py of
+Compile (``compile``), with the current ``mlc_llm`` command line (python/mlc_llm/cli/*.py of
 mlc-ai/mlc-llm), each step cached by its inputs and skipped when its output exists:
 
 1. ``mlc_llm convert_weight HF_DIR --quantization q4f16_1 -o OUT`` (params_shard_*.bin)
@@ -33,16 +33,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from .. import hardware
 from ..exceptions import ConfigError
+from ..importers import mlc as parsers
 from ..models import get_model
-from ..parsers import mlc as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, folder_bytes, measurement_from_raw, workload_args
 
 if TYPE_CHECKING:
     from ..cells import Cell
 
-#: bump when prepare() makes different files for the same inputs
+#: bump when compile() makes different files for the same inputs
 PREPARE_VERSION = 1
 QUANT_CODES = {"int4": "q4f16_1", "fp16": "q0f16"}
 CONV_TEMPLATE = "llama-2"  # no effect on speed: prompts go in as token ids, EOS is ignored
@@ -82,7 +83,7 @@ class Mlc(Engine):
 
     def target(self, cell: Cell, opts: Options) -> str:
         """The TVM device kind for the cell: from its GPU's vendor unless the option names one."""
-        vendor = _vendor(cell)
+        vendor = hardware.gpu_vendor(cell.gpu.name)
         if vendor == "cpu":
             asked = "this machine has no GPU (gpu: auto)" if cell.gpu.name == "auto" else "the cell asks for the CPU"
             raise ConfigError(
@@ -129,7 +130,7 @@ class Mlc(Engine):
 
     # -- Engine interface --------------------------------------------------------------------------
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         spec = get_model(cell.model)
         settings = self.build_settings(cell)
         fmt = self.weight_format(cell.quantization)
@@ -199,18 +200,6 @@ class Mlc(Engine):
             weight_map = {name: "model.safetensors" for name, _ in tensor_shapes(spec)}
             index.write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=1) + "\n")
         return hf_dir
-
-
-def _vendor(cell: Cell) -> str:
-    """'nvidia', 'amd' or 'cpu': from the GPU catalog, or from this machine for gpu 'auto'."""
-    from .. import gpus
-
-    if cell.gpu.name != gpus.AUTO:
-        return gpus.get_gpu(cell.gpu.name).vendor
-    from .. import hardware
-
-    devices = hardware.detect()["gpu"]["devices"]
-    return devices[0].get("vendor", "nvidia") if devices else "cpu"
 
 
 def _converted(out: Path) -> bool:

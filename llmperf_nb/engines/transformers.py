@@ -10,7 +10,7 @@ Compile: synthetic weights are written as an HF checkpoint folder (weights/hf.py
 driver fills the weights with random values on the device, as writing 13-140 GB that would be read
 once is a waste. Real weights: the Hugging Face snapshot folder is the artifact, nothing to convert.
 Benchmark: :mod:`llmperf_nb.drivers.transformers`. Import: the output of the original benchmark's
-``scripts/benchmark_hf.py`` (:mod:`llmperf_nb.parsers.transformers`).
+``scripts/benchmark_hf.py`` (:mod:`llmperf_nb.importers.transformers`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..exceptions import ConfigError, EngineError, WeightsError
+from ..importers import transformers as parsers
 from ..models import get_model
-from ..parsers import transformers as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, folder_bytes, measurement_from_raw, workload_args
 
@@ -39,6 +39,8 @@ class Options:
     attn: Literal["sdpa", "eager"] = "sdpa"
     # None: float16 on a GPU, float32 on the CPU (CPU fp16 matmuls are slow or missing)
     dtype: Literal["float16", "bfloat16", "float32"] | None = None
+    # also time transformers' own generate() on the same model and cache kind, in the same command
+    crosscheck: bool = False
 
     def validate(self):
         if self.compile and self.cache != "static":
@@ -52,6 +54,7 @@ class Transformers(Engine):
     packages = ("torch", "transformers")
     install_hint = "pip install 'llmperf-nb[transformers]' (and bitsandbytes for int4 on a CUDA GPU)"
     options_class = Options
+    label_ignores = ("crosscheck",)
     formats = {"int4": "bitsandbytes 4-bit (nf4)", "fp16": "safetensors fp16"}
     dockerfiles = {"cuda": "Dockerfile.cu126.transformers"}
     parsers = {"benchmark_hf": parsers.parse_benchmark_hf}
@@ -65,7 +68,7 @@ class Transformers(Engine):
             return f"{self.label} int4 needs bitsandbytes, not installed here: pip install bitsandbytes"
         return super().unavailable(cell)
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         fmt = self.weight_format(cell.quantization)
         _check_device(cell)
         if not weights["synthetic"]:
@@ -109,6 +112,8 @@ class Transformers(Engine):
         ]
         if opts.compile:
             argv.append("--compile")
+        if opts.crosscheck:
+            argv.append("--crosscheck")
         if prepared.extra.get("random_init"):
             argv.append("--random-init")
         return argv

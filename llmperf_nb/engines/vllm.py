@@ -1,6 +1,6 @@
 """vLLM: fp16 (HF format) or GPTQ 4-bit checkpoints, benchmarked through ``vllm.LLM`` offline.
 
-Compile (``prepare``): vLLM loads HF checkpoints as they are, so there is nothing to convert.
+Compile (``compile``): vLLM loads HF checkpoints as they are, so there is nothing to convert.
 Synthetic weights:
 
 * int4: the project's synthetic GPTQ checkpoint (:mod:`llmperf_nb.weights.gptq`: 4-bit, group size
@@ -19,7 +19,7 @@ Synthetic weights:
 Benchmark: :mod:`llmperf_nb.drivers.vllm` (batch 1, greedy, ignore_eos, vLLM's default CUDA graphs,
 ``tensor_parallel_size`` = the cell's GPU count), and with option ``crosscheck`` vLLM's own
 ``vllm bench latency`` on the same folder first. Import: vLLM's latency benchmark output
-(:mod:`llmperf_nb.parsers.vllm`), which has whole-request latency only.
+(:mod:`llmperf_nb.importers.vllm`), which has whole-request latency only.
 """
 
 from __future__ import annotations
@@ -30,15 +30,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
+from ..importers import vllm as parsers
 from ..models import get_model
-from ..parsers import vllm as parsers
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
 if TYPE_CHECKING:
     from ..cells import Cell
 
-#: bump when prepare() writes different files for the same inputs
+#: bump when compile() writes different files for the same inputs
 PREPARE_VERSION = 2
 
 #: what the log lines vLLM prints while it builds the engine say it chose
@@ -76,7 +76,7 @@ class Vllm(Engine):
     def source_format(self, quantization: str) -> str:
         return "gptq" if quantization == "int4" else "hf"
 
-    def prepare(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+    def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         _require_gpu(cell)
         fmt = self.weight_format(cell.quantization)
         if not weights["synthetic"]:
@@ -123,23 +123,14 @@ class Vllm(Engine):
         return argv + workload_args(cell, raw_path)
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
+        # the cross-check, versions and GC policy go to the build (and the cross-check's note) in measurement_from_raw
         m = measurement_from_raw(cell, raw_path, ("timing_source", "quantization_in_use", "identical_tokens",
-                                                  "token_latency_source", "crosscheck"))
+                                                  "token_latency_source"))
         m.build.update(engine_choices(output))
         if m.build.get("identical_tokens") is False:
-            m.notes.append("the repetitions did not all generate the same token ids (greedy decoding should)")
-        check = m.build.get("crosscheck")
-        if check and "error" in check:
-            m.notes.append(f"cross-check: vllm bench latency failed: {check['error'][-200:]}")
-        elif check:
-            m.notes.append(f"cross-check: vllm bench latency --input-len {len(m.prompt_token_ids)} --output-len "
-                           f"{cell.gen_len} --batch-size 1 on the same weights gave {check['decode_tok_s_mean']:.2f} "
-                           f"tok/s end to end (output tokens / latency of one generate call), this harness "
-                           f"{check['harness_decode_tok_s_mean']:.2f} on the same basis ({check['difference']:+.1%})"
-                           + (f"; its decode-only rate is {check['harness_engine_decode_tok_s_mean']:.2f} tok/s"
-                              if check.get("harness_engine_decode_tok_s_mean") else ""))
+            m.notes.append("the repetitions (warm-up included) did not all generate the same token ids "
+                           "(greedy decoding should)")
         return m
-
 
 def engine_choices(output: str) -> dict:
     """The GEMM kernel and attention backend vLLM says it chose, from the measured engine's log lines

@@ -1,6 +1,6 @@
 """Runners run a step's command somewhere: a local process, or a container of the engine's image.
 
-A runner takes the argv of ``python -m llmperf_nb.steps STEP CELL_DIR --cache-dir DIR`` and
+A runner takes the argv of ``python -m llmperf_nb.steps STEP CELL_DIR --cache-dir DIR`` (steps.command) and
 streams its output; what the step writes lands in CELL_DIR either way.
 """
 

@@ -10,29 +10,23 @@ The container is removed whatever happens: success, failure, time limit or Ctrl-
 
 from __future__ import annotations
 
-import codecs
-import hashlib
-import json
 import os
-import re
-import shlex
-import signal
-import socket
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .. import gpus, process, steps
+from .. import hardware, process, steps
 from ..engines import registry
-from ..exceptions import ContainerError, ProcessError, StepTimeout
+from ..exceptions import ContainerError
+from ..jsonfile import write_json
+from ..layout import CellDir
 from ..paths import ROOT
+from .containers import LABEL, WORKSPACE, connect, container_name, explain, run_container
+from .dockerfile import base_images, image_tag
 
 DOCKER_DIR = ROOT / "docker"
-WORKSPACE, RESULTS, CACHE = "/workspace", "/results", "/cache"
-#: every container and build this runner starts carries it (tests look for leftovers by it)
-LABEL = "llmperf-nb"
+RESULTS, CACHE = "/results", "/cache"
 #: vendor of a GPU (gpus.GpuSpec.vendor) -> the platform key of Engine.dockerfiles
 PLATFORMS = {"cpu": "cpu", "nvidia": "cuda", "amd": "rocm"}
 #: images no registry has: how to make them
@@ -98,7 +92,7 @@ class DockerRunner:
                     raise ContainerError(f"building {tag} from docker/{rel} failed: {chunk['error'].strip()}\n"
                                          + "\n".join(recent))
         except docker.errors.APIError as e:
-            raise ContainerError(f"building {tag} from docker/{rel} failed: {_explain(e)}\n"
+            raise ContainerError(f"building {tag} from docker/{rel} failed: {explain(e)}\n"
                                  + "\n".join(recent)) from None
         say(f"built {tag} in {time.monotonic() - start:.0f} s\n")
         return self.client.images.get(tag)
@@ -128,7 +122,7 @@ class DockerRunner:
         on_line: Callable[[str], None] | None = None,
         extra_env: dict | None = None,
     ) -> process.Completed:
-        vendor = gpu_vendor(cell.gpu.name)
+        vendor = hardware.gpu_vendor(cell.gpu.name)
         engine = registry[cell.engine.name]
         if PLATFORMS[vendor] not in engine.dockerfiles:
             have = ", ".join(engine.dockerfiles) or "none"
@@ -156,7 +150,7 @@ class DockerRunner:
         network = DOWNLOAD_NETWORK if step == "setup" and cell.weights == "hub" else "none"
         return run_container(
             self.client, image.id, argv, timeout=timeout, on_line=on_line,
-            name=_name(f"{cell.id}-{step}"), environment=container_env(vendor, f"{tag}@{image.id}", extra_env),
+            name=container_name(f"{cell.id}-{step}"), environment=container_env(vendor, f"{tag}@{image.id}", extra_env),
             volumes=volumes, network_mode=network, labels={LABEL: "1", f"{LABEL}.cell": cell.id, f"{LABEL}.step": step},
             **gpu_kwargs(vendor, gpu_ids(cell, vendor), cell.gpu.count),
         )
@@ -177,140 +171,16 @@ class DockerRunner:
 
 def _record_skip(cell, cell_dir: Path, reason: str, on_line) -> process.Completed:
     """Write the setup.json of a cell that is not run, as the setup step does (``skip``)."""
-    from .. import hardware
-
     doc = {"hardware": hardware.detect(), "weights": {"source": cell.weights, "synthetic": cell.weights == "synthetic"},
            "skip": reason, "format": registry[cell.engine.name].weight_format(cell.quantization)}
-    tmp = cell_dir / "setup.json.tmp"
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, cell_dir / "setup.json")
+    write_json(CellDir(cell_dir).output("setup"), doc)
     said = f"skipped: {reason}\n"
     if on_line:
         on_line(said)
     return process.Completed([], 0, said, 0.0)
 
 
-# --- containers ---
-
-
-def run_container(
-    client,
-    image: str,
-    argv: list[str],
-    *,
-    timeout: float | None = None,
-    on_line: Callable[[str], None] | None = None,
-    **create_kwargs,
-) -> process.Completed:
-    """Run ``argv`` in a new container of ``image`` as the host user, streaming its output; always remove it.
-
-    A non-zero exit raises ProcessError (exit code, first error line, output tail), as a local process does;
-    the time limit kills the container and raises StepTimeout.
-    """
-    import requests
-
-    import docker
-
-    create_kwargs.setdefault("labels", {LABEL: "1"})
-    create_kwargs.setdefault("name", _name("run"))
-    name = create_kwargs["name"]
-    lines: list[str] = []
-    recent: deque[str] = deque(maxlen=process.TAIL_LINES)
-    container = None
-    try:
-        try:
-            container = client.containers.create(
-                image, argv, user=f"{os.getuid()}:{os.getgid()}", working_dir=WORKSPACE, init=True,
-                stdin_open=False, tty=False, **create_kwargs,
-            )
-            start = time.monotonic()
-            container.start()
-        except docker.errors.APIError as e:
-            raise ContainerError(f"cannot start a container of {image[:19]}: {_explain(e)}") from None
-        deadline = None if timeout is None else start + timeout
-        try:
-            _pump(container, lines, recent, on_line, deadline)
-            remaining = None if deadline is None else max(1.0, deadline - time.monotonic())
-            try:
-                state = container.wait(timeout=remaining)
-            except requests.exceptions.RequestException:  # wait's own timeout
-                raise process.Deadline from None
-        except process.Deadline:  # the finally below kills the container as it removes it
-            raise StepTimeout(f"stopped after {timeout:.0f} s (time limit): {' '.join(argv)[:200]} in a container "
-                              f"of {image[:19]}\n" + "\n".join(recent)) from None
-        code = state["StatusCode"]
-        output = "".join(lines)
-        if code != 0:
-            container.reload()
-            if container.attrs.get("State", {}).get("OOMKilled"):
-                raise ContainerError(f"{' '.join(argv[:4])}: the container ran out of memory and was killed\n"
-                                     + process.tail(output))
-            raise ProcessError(argv, _returncode(code), process.tail(output), process.first_error(output))
-        return process.Completed(argv, code, output, time.monotonic() - start)
-    finally:
-        _remove(client, container, name)
-
-
-def _remove(client, container, name: str) -> None:
-    """Remove the container, also one whose create() was interrupted after the daemon made it."""
-    import docker
-
-    try:
-        (container or client.containers.get(name)).remove(force=True)
-    except docker.errors.NotFound:
-        pass  # never created, or already gone
-    except docker.errors.APIError as e:
-        if e.status_code != 409:  # 409: its removal is already in progress
-            raise ContainerError(f"cannot remove container {name}: {_explain(e)} (docker rm -f {name})") from None
-
-
-def _log_lines(container):
-    """The container's merged output, decoded, a line at a time."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
-    for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
-        pending += decoder.decode(chunk)
-        *done, pending = pending.split("\n")
-        for line in done:
-            yield line + "\n"
-    pending += decoder.decode(b"", final=True)
-    if pending:
-        yield pending
-
-
-def _pump(container, lines, recent, on_line, deadline) -> None:
-    try:
-        process.pump(_log_lines(container), lines, recent, on_line, deadline)
-    except process.Deadline:
-        raise
-    except Exception as e:  # the SDK's stream broke: docker.errors.APIError, a closed connection
-        raise ContainerError(f"lost the output of the container: {e}") from None
-
-
-def _returncode(status: int) -> int:
-    """docker-init reports a death by signal N as 128 + N: give it as -N, as subprocess does."""
-    if status > 128:
-        try:
-            return -signal.Signals(status - 128).value
-        except ValueError:
-            pass
-    return status
-
-
-def _name(what: str) -> str:
-    return f"{LABEL}-" + re.sub(r"[^a-zA-Z0-9_.-]", "-", what)[:80] + f"-{uuid.uuid4().hex[:8]}"
-
-
 # --- what goes into a container ---
-
-
-def gpu_vendor(gpu_name: str) -> str:
-    """'nvidia', 'amd' or 'cpu': from the catalog, or for 'auto' from what this host has."""
-    if gpu_name != gpus.AUTO:
-        return gpus.get_gpu(gpu_name).vendor
-    if process.which("nvidia-smi"):
-        return "nvidia"
-    return "amd" if os.path.exists("/dev/kfd") else "cpu"
 
 
 def gpu_ids(cell, vendor: str) -> list[int]:
@@ -352,147 +222,9 @@ def container_env(vendor: str, image_ref: str, extra_env: Mapping[str, str] | No
     return env
 
 
-# --- image tags ---
-
-
-def image_tag(engine_name: str, platform: str, dockerfile: Path, context: Path,
-              build_args: Mapping[str, str] | None = None) -> str:
-    return f"llmperf-nb/{engine_name}:{platform}-{inputs_hash(dockerfile, context, build_args)[:12]}"
-
-
-def inputs_hash(dockerfile: Path, context: Path, build_args: Mapping[str, str] | None = None) -> str:
-    """sha256 of what decides the image: the Dockerfile, the files it COPYs or ADDs, the build arguments."""
-    text = dockerfile.read_text()
-    h = hashlib.sha256()
-    h.update(b"dockerfile\0" + text.encode())
-    for rel, path in copied_files(text, context):
-        h.update(f"\0file\0{rel}\0".encode())
-        h.update(hashlib.sha256(path.read_bytes()).digest() if path else b"missing")
-    h.update(b"\0args\0" + json.dumps(dict(build_args or {}), sort_keys=True).encode())
-    return h.hexdigest()
-
-
-def instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined and comment lines dropped."""
-    out, current = [], ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue  # also inside a continued instruction, as Docker reads it
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        current += line
-        word, _, rest = current.strip().partition(" ")
-        out.append((word.upper(), rest.strip()))
-        current = ""
-    if current.strip():
-        word, _, rest = current.strip().partition(" ")
-        out.append((word.upper(), rest.strip()))
-    return out
-
-
-def copied_files(text: str, context: Path) -> list[tuple[str, Path | None]]:
-    """Files of the build context that COPY/ADD take in, sorted; (pattern, None) for one that matches nothing."""
-    found: dict[str, Path | None] = {}
-    for word, rest in instructions(text):
-        if word not in ("COPY", "ADD"):
-            continue
-        args = json.loads(rest) if rest.startswith("[") else shlex.split(rest)
-        if any(a.startswith("--from") for a in args):
-            continue  # from another stage or image, not from the context
-        sources = [a for a in args if not a.startswith("--")][:-1]
-        for src in sources:
-            if re.match(r"^[a-z]+://", src):
-                found[src] = None  # ADD of a URL: the URL itself is the input
-                continue
-            matches = sorted(context.glob(src.lstrip("/"))) if src.strip("./") else [context]
-            if not matches:
-                found[src] = None
-            for m in matches:
-                for f in (sorted(p for p in m.rglob("*") if p.is_file()) if m.is_dir() else [m]):
-                    found[f.relative_to(context).as_posix()] = f
-    return sorted(found.items())
-
-
-def base_images(text: str, build_args: Mapping[str, str] | None = None) -> list[str]:
-    """The images the FROM lines name, with global ARG defaults and build arguments filled in."""
-    args: dict[str, str] = {}
-    stages: set[str] = set()
-    bases = []
-    for word, rest in instructions(text):
-        if word == "ARG" and not bases:
-            for item in shlex.split(rest):
-                key, _, value = item.partition("=")
-                args[key] = value
-        elif word == "FROM":
-            parts = rest.split()
-            flags = [p for p in parts if p.startswith("--")]
-            parts = [p for p in parts if not p.startswith("--")]
-            image = _expand(parts[0], {**args, **(build_args or {})})
-            if len(parts) >= 3 and parts[1].lower() == "as":
-                stages.add(parts[2])
-            if image not in stages and image != "scratch" and not flags:
-                bases.append(image)
-    return bases
-
-
-def _expand(word: str, values: Mapping[str, str]) -> str:
-    return re.sub(r"\$\{?(\w+)\}?", lambda m: values.get(m.group(1), ""), word)
-
-
 def _build_lines(chunk: dict) -> list[str]:
     if "stream" in chunk:
         return [line + "\n" for line in chunk["stream"].splitlines() if line.strip()]
     if "status" in chunk and not chunk.get("progressDetail"):  # pulls: one line per layer state, no bars
         return [f"{chunk.get('id', '')} {chunk['status']}".strip() + "\n"]
     return []
-
-
-# --- the daemon ---
-
-
-def connect():
-    """A client of the daemon DOCKER_HOST names (default: /var/run/docker.sock), checked with a ping."""
-    import docker
-
-    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    if where.startswith("unix://"):
-        # try the socket first: the SDK leaves the socket of a failed connection open (a ResourceWarning)
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        probe.settimeout(10)
-        try:
-            probe.connect(where[len("unix://"):])
-        except OSError as e:
-            raise ContainerError(unreachable(e, where)) from None
-        finally:
-            probe.close()
-    try:
-        client = docker.from_env()
-    except docker.errors.DockerException as e:
-        raise ContainerError(unreachable(e, where)) from None
-    try:
-        client.ping()
-    except docker.errors.DockerException as e:
-        client.close()
-        raise ContainerError(unreachable(e, where)) from None
-    return client
-
-
-def unreachable(error: Exception, where: str) -> str:
-    """One line on why the daemon at ``where`` does not answer, and what to do."""
-    said = str(error)
-    if "PermissionError" in said or "Permission denied" in said:
-        return (f"permission denied on the Docker socket {where}: add your user to the 'docker' group "
-                "(then log in again), or set DOCKER_HOST to a daemon you may use")
-    if "FileNotFoundError" in said or "No such file" in said:
-        return (f"no Docker daemon at {where} (the socket is missing): start one (as root: "
-                "docker/dev/start-dockerd.sh, then export the DOCKER_HOST it prints)")
-    if "ConnectionRefused" in said or "Connection refused" in said:
-        return f"the Docker daemon at {where} refuses connections: is it running?"
-    return f"cannot reach the Docker daemon at {where}: {said.splitlines()[0] if said else type(error).__name__}"
-
-
-def _explain(error) -> str:
-    explanation = getattr(error, "explanation", None)
-    return str(explanation or error).strip().splitlines()[0]

@@ -19,7 +19,7 @@ import gguf
 import numpy as np
 
 from ..exceptions import WeightsError
-from ..models import ModelSpec
+from ..models import ModelSpec, llama_tensors
 from .draws import normal_f16, normal_f16_table, random_bytes
 
 VOCAB_FILE = Path(__file__).resolve().parent.parent / "data" / "ggml-vocab-llama-spm.gguf"
@@ -138,27 +138,10 @@ def _vocab_keys() -> dict[str, tuple]:
 
 
 def _tensor_shapes(spec: ModelSpec) -> Iterator[tuple[str, tuple[int, ...]]]:
-    """(GGUF name, numpy shape) of every tensor; a matrix is [out, in] like the HF checkpoint."""
-    h, ffn, vocab = spec.hidden_size, spec.intermediate_size, spec.vocab_size
-    kv = spec.num_key_value_heads * spec.head_dim
-    t = gguf.MODEL_TENSOR
-
-    def name(tensor: gguf.MODEL_TENSOR, bid: int | None = None) -> str:
-        return gguf.TENSOR_NAMES[tensor].format(bid=bid) + ".weight"
-
-    yield name(t.TOKEN_EMBD), (vocab, h)
-    for bid in range(spec.num_hidden_layers):
-        yield name(t.ATTN_NORM, bid), (h,)
-        yield name(t.ATTN_Q, bid), (h, h)
-        yield name(t.ATTN_K, bid), (kv, h)
-        yield name(t.ATTN_V, bid), (kv, h)
-        yield name(t.ATTN_OUT, bid), (h, h)
-        yield name(t.FFN_NORM, bid), (h,)
-        yield name(t.FFN_GATE, bid), (ffn, h)
-        yield name(t.FFN_UP, bid), (ffn, h)
-        yield name(t.FFN_DOWN, bid), (h, ffn)
-    yield name(t.OUTPUT_NORM), (h,)
-    yield name(t.OUTPUT), (vocab, h)
+    """(GGUF name, numpy shape) of every tensor (models.llama_tensors); a matrix is [out, in] like the HF
+    checkpoint."""
+    for t in llama_tensors(spec):
+        yield t.name("gguf") + ".weight", t.shape
 
 
 def _stored_layout(shape: tuple[int, ...], quant: str) -> tuple:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import WeightsError
-from ..models import ModelSpec
+from ..models import LINEAR_ROLES, ModelSpec, llama_tensors
 from .atomic import atomic_dir
 from .draws import normal_f16, normal_f16_table, random_bytes
 
@@ -49,8 +49,8 @@ SYM_QZEROS = 0x77777777
 QUANTIZATION_CONFIG = {"bits": BITS, "group_size": GROUP_SIZE, "desc_act": False, "sym": True,
                        "quant_method": "gptq", "checkpoint_format": "gptq"}
 
-_LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
+#: a layer's tensors in the order AutoGPTQ wrote them: both norms around the linear layers
+_LAYER_ORDER = ("attn_norm", *LINEAR_ROLES, "ffn_norm")
 
 
 def write_synthetic_gptq(spec: ModelSpec, out_dir: Path, seed: int = 0) -> Path:
@@ -93,26 +93,19 @@ class Tensor:
 
 
 def tensor_plan(spec: ModelSpec) -> Iterator[Tensor]:
-    """Every tensor of the checkpoint, in the order of a Hugging Face Llama checkpoint."""
-    h, ffn, vocab = spec.hidden_size, spec.intermediate_size, spec.vocab_size
-    kv = spec.num_key_value_heads * spec.head_dim
-    dims = {"self_attn.q_proj": (h, h), "self_attn.k_proj": (h, kv), "self_attn.v_proj": (h, kv),
-            "self_attn.o_proj": (h, h), "mlp.gate_proj": (h, ffn), "mlp.up_proj": (h, ffn),
-            "mlp.down_proj": (ffn, h)}  # (in, out)
-    yield Tensor("model.embed_tokens.weight", "F16", (vocab, h), "normal")
-    for i in range(spec.num_hidden_layers):
-        p = f"model.layers.{i}."
-        yield Tensor(p + "input_layernorm.weight", "F16", (h,), "ones")
-        for lin in _LINEARS:
-            n_in, n_out = dims[lin]
-            groups = -(-n_in // GROUP_SIZE)  # AutoGPTQ: ceil(in / group_size)
-            yield Tensor(f"{p}{lin}.qweight", "I32", (n_in // PACK, n_out), "bits")
-            yield Tensor(f"{p}{lin}.qzeros", "I32", (groups, n_out // PACK), "qzeros")
-            yield Tensor(f"{p}{lin}.scales", "F16", (groups, n_out), "scales")
-            yield Tensor(f"{p}{lin}.g_idx", "I32", (n_in,), "g_idx")
-        yield Tensor(p + "post_attention_layernorm.weight", "F16", (h,), "ones")
-    yield Tensor("model.norm.weight", "F16", (h,), "ones")
-    yield Tensor("lm_head.weight", "F16", (vocab, h), "normal")
+    """Every tensor of the checkpoint (models.llama_tensors, Hugging Face names), in the order AutoGPTQ wrote
+    them: each layer's norms around its quantized linear layers."""
+    for t in llama_tensors(spec, _LAYER_ORDER):
+        name = t.name("gptq")
+        if t.role not in LINEAR_ROLES:
+            yield Tensor(name + ".weight", "F16", t.shape, "ones" if len(t.shape) == 1 else "normal")
+            continue
+        n_out, n_in = t.shape
+        groups = -(-n_in // GROUP_SIZE)  # AutoGPTQ: ceil(in / group_size)
+        yield Tensor(f"{name}.qweight", "I32", (n_in // PACK, n_out), "bits")
+        yield Tensor(f"{name}.qzeros", "I32", (groups, n_out // PACK), "qzeros")
+        yield Tensor(f"{name}.scales", "F16", (groups, n_out), "scales")
+        yield Tensor(f"{name}.g_idx", "I32", (n_in,), "g_idx")
 
 
 def _values(t: Tensor, rng: np.random.Generator, normal_table: np.ndarray) -> np.ndarray:

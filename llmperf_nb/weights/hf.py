@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import WeightsError
-from ..models import ModelSpec
+from ..models import ModelSpec, llama_tensors
 from .atomic import atomic_dir
 from .draws import normal_f16, normal_f16_table
 
@@ -58,23 +58,9 @@ def write_synthetic_hf(spec: ModelSpec, out_dir: Path, seed: int = 0, weights: b
 
 
 def tensor_shapes(spec: ModelSpec) -> Iterator[tuple[str, tuple[int, ...]]]:
-    """(HF parameter name, shape) of every tensor of LlamaForCausalLM; a matrix is [out, in]."""
-    h, ffn, vocab = spec.hidden_size, spec.intermediate_size, spec.vocab_size
-    kv = spec.num_key_value_heads * spec.head_dim
-    yield "model.embed_tokens.weight", (vocab, h)
-    for i in range(spec.num_hidden_layers):
-        p = f"model.layers.{i}."
-        yield p + "input_layernorm.weight", (h,)
-        yield p + "self_attn.q_proj.weight", (h, h)
-        yield p + "self_attn.k_proj.weight", (kv, h)
-        yield p + "self_attn.v_proj.weight", (kv, h)
-        yield p + "self_attn.o_proj.weight", (h, h)
-        yield p + "post_attention_layernorm.weight", (h,)
-        yield p + "mlp.gate_proj.weight", (ffn, h)
-        yield p + "mlp.up_proj.weight", (ffn, h)
-        yield p + "mlp.down_proj.weight", (h, ffn)
-    yield "model.norm.weight", (h,)
-    yield "lm_head.weight", (vocab, h)
+    """(HF parameter name, shape) of every tensor of LlamaForCausalLM (models.llama_tensors); a matrix is [out, in]."""
+    for t in llama_tensors(spec):
+        yield t.name("hf") + ".weight", t.shape
 
 
 def _tensors(spec: ModelSpec, rng: np.random.Generator) -> Iterator[tuple[str, tuple[int, ...], Callable[[], np.ndarray]]]:

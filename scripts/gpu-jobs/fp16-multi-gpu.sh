@@ -6,7 +6,7 @@
 shm_free=$(df -B1G --output=avail /dev/shm 2>/dev/null | tail -1 | tr -d ' ')
 if [ "${shm_free:-0}" -gt 160 ]; then export CACHE=/dev/shm/llmperf-cache; fi
 source "$(dirname "$0")/lib.sh"
-REPORT=${REPORT:-reports/fp16-multi-gpu}
+REPORT=${REPORT:-$OUTROOT/fp16-multi-gpu}  # back here: its results/ join reports/fp16-multi-gpu/results
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 df -h "$CACHE" /dev/shm /tmp 2>/dev/null
 # only one model's F16 file at a time on this host

@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
-# How reports/int4-single-gpu was measured, on one GPU of the GPU machine, from the repo root with
-# .gpu/ carried (docs/gpu-machine.md). Cells already "ok" in the report folder stay unless forced.
-#   DEADLINE=540 scripts/gpu-jobs/int4-single-gpu.sh [OUT_TAR]
+# How reports/int4-single-gpu is measured: every cell of the int4 table on one GPU of the GPU machine,
+# from the repo root with .gpu/ carried (docs/gpu-machine.md). A device call has a time limit, so the
+# table is measured in phases sent back to back to the same machine (its files stay while it is up);
+# each phase keeps the cells already "ok" and ends by tarring the report folder.
+#   LLMPERF_NB_COMMIT=<sha> LLMPERF_NB_DIRTY=0 DEADLINE=540 scripts/gpu-jobs/int4-single-gpu.sh PHASE [OUT_TAR]
+#   PHASE: fresh   drop the old results, then llama.cpp and ExLlamaV2 (each with its own tool's cross-check)
+#          hf      HF transformers (fp16 cells cross-checked against generate())
+#          rest    whatever cell of the table is not ok yet
 source "$(dirname "$0")/lib.sh"
-REPORT=${REPORT:-reports/int4-single-gpu}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_telemetry.py -s 2>&1 | tail -8
-run params/int4-single-gpu.yaml "$REPORT" --force --only '*llama_cpp*'
-run params/int4-single-gpu-hf.yaml "$REPORT" --force --only 'Llama-2-7b-chat-hf__auto__transformers__fp16'
-[ "$(left)" -gt 200 ] && python3 scripts/gpu-jobs/ab_nvml.py --cache-dir "$CACHE" --out "$REPORT/ab_nvml.json"
-run params/int4-single-gpu-hf.yaml "$REPORT" --only 'Llama-2-13b*'
-run params/int4-single-gpu-hf.yaml "$REPORT" --force --only 'Llama-2-7b*transformers-static*'
-run params/int4-single-gpu-hf.yaml "$REPORT" --force --only 'Llama-2-7b*transformers__int4'
-[ -n "${1:-}" ] && tar -czf "$1" "$REPORT"
+REPORT=${REPORT:-$OUTROOT/int4-single-gpu}  # back here: its results/ replace reports/int4-single-gpu/results
+nvidia-smi --query-gpu=name,uuid,memory.total,driver_version --format=csv,noheader
+case "${1:?PHASE: fresh, hf or rest}" in
+    fresh)
+        rm -rf "$REPORT/results"
+        run params/int4-single-gpu.yaml "$REPORT" --only '*llama_cpp*'
+        run params/int4-single-gpu.yaml "$REPORT" --only '*exllamav2*'
+        ;;
+    hf)
+        run params/int4-single-gpu-hf.yaml "$REPORT" --only 'Llama-2-7b*'
+        run params/int4-single-gpu-hf.yaml "$REPORT" --only 'Llama-2-13b*'
+        ;;
+    rest)
+        run params/int4-single-gpu.yaml "$REPORT"
+        run params/int4-single-gpu-hf.yaml "$REPORT"
+        ;;
+    *) echo "unknown phase $1: fresh, hf or rest" >&2; exit 2 ;;
+esac
+[ -n "${2:-}" ] && tar -czf "$2" "$REPORT"
 exit 0

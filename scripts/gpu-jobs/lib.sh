@@ -4,6 +4,10 @@
 set -uo pipefail
 END=$((SECONDS + ${DEADLINE:-540}))
 CACHE=${CACHE:-/tmp/llmperf-cache}
+# Results go to a git-ignored folder: each device call lays the working tree anew, which puts back
+# every tracked file (the published results) and deletes untracked ones, so results written under
+# reports/ by one call are gone at the next. .gpu-build/ is ignored and stays while the machine is up.
+OUTROOT=${OUTROOT:-.gpu-build/reports}
 scripts/gpu-run.sh prepare
 eval "$(scripts/gpu-run.sh env)"
 

@@ -6,6 +6,8 @@
 # call (the notebooks' papermill). Send the same command again until it prints "all vLLM cells ok":
 # finished cells are kept, a cell starts only when NEED seconds are left before the deadline.
 #   DEADLINE=560 NEED=300 scripts/gpu-jobs/vllm-int4.sh [OUT_TAR]
+# Results go to $OUTROOT/int4-single-gpu (.gpu-build/reports/..., lib.sh says why: a device call lays the
+# tree anew); OUT_TAR carries the vLLM cells back, to be copied into reports/int4-single-gpu/results/.
 # docs/gpu-machine.md has the whole sequence of device calls.
 set -uo pipefail
 SITE_VLLM=${SITE_VLLM:-/tmp/site-vllm}
@@ -20,9 +22,9 @@ fi
 export DEADLINE=$(( ${DEADLINE:-540} - SECONDS ))  # the deadline counts from this script's start
 source "$(dirname "$0")/lib.sh"
 export PYTHONPATH=$SITE_VLLM:$PYTHONPATH
-REPORT=${REPORT:-reports/int4-single-gpu}
+REPORT=${REPORT:-$OUTROOT/int4-single-gpu}  # back here: its vLLM results/ join reports/int4-single-gpu/results
 # PARAMS/REPORT/CELLS pick other vLLM cells, e.g. the tensor-parallel ones on a 2-GPU host:
-#   PARAMS=params/fp16-multi-gpu.yaml REPORT=reports/fp16-multi-gpu CELLS=CodeLlama-34b-Instruct-hf__autox2__vllm__fp16
+#   PARAMS=params/fp16-multi-gpu.yaml REPORT=.gpu-build/reports/fp16-multi-gpu CELLS=CodeLlama-34b-Instruct-hf__autox2__vllm__fp16
 PARAMS=${PARAMS:-params/int4-single-gpu-vllm.yaml}
 NEED=${NEED:-300}  # one cell: two vLLM engine starts (~160 s cold, < 50 s warm), GPTQ files, 2 x 6 runs
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

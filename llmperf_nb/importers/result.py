@@ -1,12 +1,12 @@
-"""``llmperf-nb import``: a run made by hand (an engine's own tool, its printed output) becomes a
-result file, so it joins the same report as runs of the pipeline."""
+"""``llmperf-nb import``: parse what an engine printed (with its parsers, ``Engine.parsers``) into a result
+document, so a run made by hand joins the same report as runs of the pipeline."""
 
 from __future__ import annotations
 
-from . import results
-from .cells import Cell
-from .engines import registry
-from .params import DEFAULT_PROMPT, EngineChoice, GpuChoice
+from .. import results
+from ..cells import Cell, EngineChoice, GpuChoice
+from ..engines import registry
+from ..params import DEFAULT_PROMPT
 
 
 def to_result(engine_name: str, text: str, *, fmt: str | None = None, model: str = "unknown",
@@ -25,7 +25,7 @@ def to_result(engine_name: str, text: str, *, fmt: str | None = None, model: str
     doc = results.build(
         cell=cell, status="ok", started_at=started, engine_label=engine.label,
         weights={"source": "imported", "synthetic": False}, measurement=m,
-        extra={"imported_from": source},
+        extra={"imported_from": source, "configuration": engine.label},
     )
     doc["prompt"] = "(not recorded in the log)"
     doc["prompt_tokens"]["requested"] = None

@@ -1,0 +1,91 @@
+"""The three steps and pipeline.run_cell with a test engine (tests/fake_engine.py): the real steps, runner,
+notebooks and timing loop in real processes, in seconds, with no engine installed."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from llmperf_nb import layout, pipeline, results, steps
+from llmperf_nb.engines import registry
+from llmperf_nb.exceptions import EngineError
+
+from . import fake_engine
+
+
+@pytest.fixture
+def counter():
+    fake_engine.register()
+    yield registry["counter"]
+    registry._engines.pop("counter", None)
+
+
+@pytest.fixture
+def cell_dir(tmp_path, make_cell, counter):
+    cell = make_cell("tiny-llama", "cpu", "counter", gen_len=16, repetitions=2, warmup=1)
+    folder = tmp_path / cell.id
+    cell.save(folder)
+    return folder
+
+
+def test_the_steps_fill_the_cell_folder_as_layout_says(cell_dir, tmp_path, capsys):
+    folder = layout.CellDir(cell_dir)
+    setup = steps.setup(cell_dir, tmp_path / "cache")
+    assert setup["skip"] is None and setup["format"] == "counter int4" and folder.output("setup").exists()
+    made = steps.compile(cell_dir, tmp_path / "cache")
+    assert made["cached"] is False and json.loads(folder.output("compile").read_text())["artifact"] == made["artifact"]
+    assert steps.compile(cell_dir, tmp_path / "cache")["cached"] is True
+    doc = steps.benchmark(cell_dir, tmp_path / "cache")
+    assert folder.raw.exists() and results.load(folder.result) == doc
+    assert doc["status"] == "ok" and doc["configuration"] == "Counter (test engine)"
+    assert doc["gen_tokens"] == {"requested": 16, "actual": 16}
+    assert doc["repetitions"] == {"requested": 2, "actual": 2, "warmup": 1}
+    last = doc["prompt_token_ids"][-1]
+    assert all(s["token_ids"] == list(range(last + 1, last + 17)) for s in doc["samples"])  # the counter's tokens
+    assert results.problems(doc) == []  # identical work in every repetition
+    assert "decode" in capsys.readouterr().out
+
+
+def test_a_step_whose_input_is_missing_says_which_step_to_run(cell_dir, tmp_path):
+    with pytest.raises(EngineError, match="setup.json is missing: run the setup step first"):
+        steps.compile(cell_dir, tmp_path / "cache")
+
+
+def test_steps_main_runs_a_step_by_its_name_and_refuses_others(cell_dir, tmp_path, capsys):
+    assert steps.main(["setup", str(cell_dir), "--cache-dir", str(tmp_path / "cache")]) == 0
+    with pytest.raises(SystemExit):
+        steps.main(["prepare", str(cell_dir), "--cache-dir", str(tmp_path / "cache")])
+    assert "invalid choice: 'prepare'" in capsys.readouterr().err
+    assert steps.main(["benchmark", str(cell_dir), "--cache-dir", str(tmp_path / "cache")]) == 1  # no compile.json
+    assert "error: compile.json is missing" in capsys.readouterr().err
+
+
+def test_command_is_what_a_runner_runs():
+    argv = steps.command("python3", "compile", "/r/c", "/cache")
+    assert argv == ["python3", "-m", "llmperf_nb.steps", "compile", "/r/c", "--cache-dir", "/cache"]
+
+
+def test_run_cell_runs_the_notebooks_and_leaves_a_result(tmp_path, make_cell, counter, monkeypatch):
+    fake_engine.sitecustomize(tmp_path)  # the notebook kernels and the steps they start register it too
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    cell = make_cell("tiny-llama", "cpu", "counter", gen_len=8, repetitions=2, warmup=0)
+    folder = layout.CellDir(tmp_path / "results" / cell.id)
+    assert pipeline.run_cell(cell, folder.path, tmp_path / "cache", "local") == "ok"
+    for step in layout.STEPS:
+        assert folder.notebook(step.name).exists() and folder.log(step.name).exists() and folder.output(step.name).exists()
+    doc = results.load(folder.result)
+    assert doc["status"] == "ok" and doc["engine"] == "counter" and doc["cell_id"] == cell.id
+
+
+def test_run_cell_records_a_cell_not_run_here(tmp_path, make_cell, counter, monkeypatch):
+    fake_engine.sitecustomize(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    cell = make_cell("tiny-llama", "h200", "counter", gen_len=8)  # no H200 here: setup says so, not run
+    folder = layout.CellDir(tmp_path / "results" / cell.id)
+    assert pipeline.run_cell(cell, folder.path, tmp_path / "cache", "local") == "skipped"
+    doc = results.load(folder.result)
+    assert doc["status"] == "skipped" and doc["error"]["step"] == "setup"
+    assert "asks for h200" in doc["error"]["message"]
+    assert not folder.output("compile").exists()
