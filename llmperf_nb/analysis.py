@@ -87,6 +87,9 @@ def rows(docs: list[dict]) -> list[dict]:
             "prompt_tokens": d["prompt_tokens"]["actual"],
             "gen_tokens": d["gen_tokens"]["actual"],
             "peak_mem_gib": d["peak_mem_bytes"] / 2**30 if d.get("peak_mem_bytes") else None,
+            **_latency_ms(d.get("token_latency_s")),
+            "work": "; ".join(results.problems(d)) or ("identical" if (d.get("work") or {}).get("identical_tokens")
+                                                      else ""),
             "bw_fraction": roof.decode_fraction,
             "decode_limit_tok_s": roof.decode_limit_tok_s,
             "prefill_limit_tok_s": roof.prefill_limit_tok_s,
@@ -95,6 +98,12 @@ def rows(docs: list[dict]) -> list[dict]:
             "error": (d.get("error") or {}).get("message", ""),
         })
     return out
+
+
+def _latency_ms(lat: dict | None) -> dict:
+    """Per-token decode latency p50 / p99 / max in ms (results written before 2026-11-29 have none)."""
+    keys = ("p50", "p99", "max")
+    return {f"token_{k}_ms": (lat[k] * 1e3 if lat else None) for k in keys}
 
 
 def load(results_dir: str | Path):
@@ -208,7 +217,7 @@ def work_statement(docs: list[dict]) -> list[str]:
     """Per model: did every ok cell decode the same prompt token ids and exactly gen_len tokens, and
     did each cell decode the same tokens in every repetition? One line per model, for the report."""
     lines = []
-    for model in dict.fromkeys(d["model"] for d in docs if d["status"] == "ok"):
+    for model in dict.fromkeys(d["model"] for d in ordered(docs) if d["status"] == "ok"):
         ok = [d for d in docs if d["status"] == "ok" and d["model"] == model]
         prompts = {tuple(d.get("prompt_token_ids") or ()) for d in ok}
         gens = {s.get("gen_tokens") for d in ok for s in d["samples"]}
@@ -225,6 +234,8 @@ def work_statement(docs: list[dict]) -> list[str]:
                           else "; ".join(filter(None, [
                               f"repetitions decoded different tokens in {', '.join(differ)}" if differ else "",
                               f"no token ids recorded by {', '.join(unverified)}" if unverified else ""]))))
+        if any(c["compared"] == "first 8 token ids" for c in checks):
+            line += " (compared by their first 8 ids: results written before 2026-11-29 kept no more)"
         lines.append(line)
     return lines
 

@@ -72,11 +72,20 @@ def readme(docs: list[dict], title: str, results_dir: Path, out_dir: Path) -> st
         "",
         analysis.markdown_table(docs, footnote=False),
         _notes(docs),
+        *_checks(docs),
         *_run_notes(out_dir),
         f"Every number above comes from a result file under `{rel}/`; the full report is `index.html`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _checks(docs: list[dict]) -> list[str]:
+    """What a reader checks first: the same work in every cell, and where and by what code it ran."""
+    work, where = analysis.work_statement(docs), analysis.provenance_lines(docs)
+    if not work and not where:
+        return []
+    return ["## Identical work and provenance", "", *(f"- {line}" for line in [*work, *where]), ""]
 
 
 def _run_notes(out_dir: Path) -> list[str]:
