@@ -75,6 +75,10 @@ build_llama_cpp() {
         log "llama.cpp: using the carried build in $PREBUILT"
         return
     fi
+    if [ ! -d "$LCP/vendor/llama.cpp" ] && [ ! -f "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" ]; then
+        log "llama.cpp: nothing carried (no prebuilt build, no sdist): not built"  # e.g. a vLLM-only job
+        return 0
+    fi
     [ -d "$LCP" ] || tar -xzf "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" -C "$BUILD"
     log "building llama.cpp (CUDA sm_$CUDA_ARCH, shared libraries + llama-bench) with $JOBS jobs"
     local start=$SECONDS
