@@ -79,7 +79,11 @@ def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str) -> 
     Returns its status."""
     folder = CellDir(cell_dir)
     for stale in folder.stale():
-        stale.unlink(missing_ok=True)
+        # the old result stays until a new one replaces it (atomically): --force loses nothing
+        if stale != folder.result:
+            stale.unlink(missing_ok=True)
+    for partial in folder.path.glob("*.tmp"):
+        partial.unlink()
     cell.save(cell_dir)
     started = results.now()
     for step in STEPS:
@@ -89,6 +93,9 @@ def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str) -> 
                     {"cell_dir": ".", "cache_dir": str(cache_dir), "runner": runner}, cwd=cell_dir)
         except NotebookFailed as e:
             return _write_failed(cell, folder, started, step.name, f"{e.ename}: {e.evalue}")
+        except KeyboardInterrupt as e:
+            _write_interrupted(cell, folder, started, step.name, str(e) or "SIGINT")
+            raise
         if step.name == "setup":
             skip = json.loads(folder.output("setup").read_text()).get("skip")
             if skip:
@@ -104,6 +111,15 @@ def _write_failed(cell, folder: CellDir, started: str, step: str, message: str) 
     said = [line[len("error: "):] for line in text.splitlines() if line.startswith("error: ")]
     first = said[-1] if said else (message.strip().splitlines() or ["failed"])[0]
     return _write_other(cell, folder, started, "failed", {"message": first, "step": step, "log_tail": tail})
+
+
+def _write_interrupted(cell, folder: CellDir, started: str, step: str, how: str) -> None:
+    """Mark the cell as interrupted (a failure: the next run measures it again), unless a good
+    result from an earlier run is there (--force): that one is kept until a new one is complete."""
+    if _finished(folder.path):
+        return
+    message = f"interrupted ({how}) during the {step} step; run again to measure it"
+    _write_other(cell, folder, started, "failed", {"message": message, "step": step, "log_tail": None})
 
 
 def _write_other(cell, folder: CellDir, started: str, status: str, error: dict) -> str:
