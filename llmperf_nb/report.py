@@ -26,10 +26,10 @@ EXTERNAL = re.compile(r"""(?:\bsrc\s*=|<link\b[^>]*\bhref\s*=|@import|url\()\s*[
 def build(results_dir: Path, out_dir: Path, title: str | None = None) -> Path:
     """Rebuild index.html and README.md in ``out_dir`` from the result files alone."""
     results_dir, out_dir = Path(results_dir).resolve(), Path(out_dir).resolve()
-    docs = results.load_dir(results_dir)
+    docs = [analysis.escaped(d) for d in results.load_dir(results_dir)]
     if not docs:
         raise SchemaError(f"no result files (result.json) under {results_dir}")
-    title = title or docs[0]["run"]
+    title = analysis.escaped(title) if title else docs[0]["run"]
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / "analysis.ipynb"
     # relative to the report folder, where the notebook runs: no machine path in the published page
