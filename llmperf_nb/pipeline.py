@@ -31,8 +31,6 @@ class Summary:
 
 def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local", force: bool = False,
         progress: bool = True, only: str | None = None) -> Summary:
-    from tqdm.auto import tqdm
-
     out_dir, cache_dir = Path(out_dir).resolve(), Path(cache_dir).resolve()
     results_dir = out_dir / "results"
     todo = expand(params)
@@ -42,6 +40,18 @@ def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local"
         todo = [c for c in todo if fnmatch.fnmatch(c.id, only)]
         if not todo:
             raise LlmPerfError(f"--only {only!r} matches no cell of {params.name}; cells are named like {expand(params)[0].id}")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with process.exclusive(out_dir / LOCK_FILE, what=f"a run into {out_dir.name}"):
+        return _run_cells(todo, params, results_dir, cache_dir, runner, force, progress)
+
+
+#: held (flock) by the run writing into a report folder: one run per folder at a time
+LOCK_FILE = ".llmperf-nb.lock"
+
+
+def _run_cells(todo, params, results_dir, cache_dir, runner, force, progress) -> Summary:
+    from tqdm.auto import tqdm
+
     summary = Summary()
     term = terminal()
     bar = tqdm(total=len(todo), unit="cell", desc=params.name, disable=not progress, file=term)

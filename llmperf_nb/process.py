@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .exceptions import ProcessError, StepTimeout
+from .exceptions import LlmPerfError, ProcessError, StepTimeout
 
 #: Variables a benchmark process may see. Anything else (tokens, keys, cloud credentials) stays
 #: out unless a caller names it in ``extra_env``.
@@ -257,6 +257,27 @@ def own_tree():
         for s, handler in old.items():
             signal.signal(s, handler)
         end_descendants()
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, what: str):
+    """Hold an advisory lock on ``path`` while the block runs, or say which process holds it. The
+    kernel drops the lock when its holder dies, so a killed run leaves no stale lock behind."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise LlmPerfError(f"{what} is already going ({holder}); wait for it or stop it first") from None
+        os.ftruncate(fd, 0)
+        # no argv: it holds machine paths, and the lock lies in a folder that may be published
+        os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def end_descendants(grace: float = 3.0) -> None:

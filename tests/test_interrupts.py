@@ -90,10 +90,17 @@ def test_signal_ends_every_process_and_marks_the_cell(tmp_path, cache_dir, sig):
     assert json.loads((cell / "result.json").read_text())["status"] == "ok"
 
 
-def test_sigkill_of_the_cli_ends_the_kernel_step_and_driver(tmp_path, cache_dir):
+def test_one_run_per_folder_and_sigkill_of_the_cli_ends_its_tree(tmp_path, cache_dir):
     proc, out = _start(tmp_path, cache_dir)
+    (tmp_path / "short.yaml").write_text(SHORT)
+    second = cli("run", tmp_path / "short.yaml", "--out", out, "--cache-dir", cache_dir, "--no-progress")
+    assert second.returncode == 1 and f"already going (pid {proc.pid}," in second.stderr, second.stderr
+    assert len(second.stderr.splitlines()) == 1
     proc.kill()
     proc.communicate(timeout=60)
     _nothing_left(out)
     time.sleep(3)
     assert not (out / "results" / CELL / "raw.json").exists()
+    # the killed run's lock is not taken for a live one
+    again = cli("run", tmp_path / "short.yaml", "--out", out, "--cache-dir", cache_dir, "--no-progress")
+    assert again.returncode == 0 and "1 run" in again.stdout, again.stderr
