@@ -142,6 +142,10 @@ def main(argv=None) -> int:
     except FileNotFoundError as e:
         print(f"llmperf-nb: error: {e.filename}: file not found", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, an I/O error: what failed and where, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"llmperf-nb: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as e:
         how = f"stopped by {e}" if str(e) else "interrupted"
         print(f"llmperf-nb: {how}; finished cells are kept, run again to go on", file=sys.stderr)

@@ -103,6 +103,8 @@ def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str) -> 
                     {"cell_dir": ".", "cache_dir": str(cache_dir), "runner": runner}, cwd=cell_dir)
         except NotebookFailed as e:
             return _write_failed(cell, folder, started, step.name, f"{e.ename}: {e.evalue}")
+        except OSError as e:  # a full disk: the cell fails with one line (if that can still be written)
+            return _write_failed(cell, folder, started, step.name, f"{e.strerror or e}: {e.filename or ''}")
         except KeyboardInterrupt as e:
             _write_interrupted(cell, folder, started, step.name, str(e) or "SIGINT")
             raise
