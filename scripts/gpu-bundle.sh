@@ -5,7 +5,9 @@
 # GPU machine (no network needed). See docs/gpu-machine.md.
 #
 # Usage: scripts/gpu-bundle.sh [COMMAND] [PART...]
-#   fetch [base|exllamav2|llama ...]   download/build what is missing (default: all three parts)
+#   fetch [base|exllamav2|bnb|llama|vllm ...]
+#                                      download/build what is missing (default: base exllamav2 bnb
+#                                      llama; vllm only when named: 280 MiB)
 #   sizes                              print the size of each part and the total
 #   install [base|exllamav2 ...] [--target DIR]
 #                                      offline: pip install the carried wheels into DIR
@@ -22,6 +24,9 @@
 #                      model vocab files (except ggml-vocab-llama-spm.gguf), web UI sources and
 #                      ggml backends other than CPU/CUDA/BLAS. Builds the Python package and the
 #                      llama.cpp tools (llama-bench, llama-completion, llama-cli).
+#   wheels-vllm/       vllm 0.25.0 and what it needs that the image lacks (VLLM_PINS below), then
+#                      packed by scripts/xfer.sh into .xfer/wheels-vllm/KK/ (parts of <= 50 MiB:
+#                      the whole is too big for one device call; never carry .gpu/ whole).
 #
 # Environment: PYTHON (interpreter whose pip downloads; default python3), GPU_BUNDLE_DIR.
 # Idempotent: files already present are kept; wheels no longer pinned are deleted.
@@ -106,11 +111,79 @@ EXLLAMAV2_PINS=(
   websockets==17.4
 )
 
+# vLLM 0.25.0 for the GPU image (Python 3.12, torch 2.11.0+cu130: exactly what vllm 0.25.0 pins).
+# Requires-Dist closure of vllm 0.25.0 (pip's resolver, 2026-11-29) minus the image's packages
+# (docs/gpu-machine.md), installed there with --no-deps. Kept to what the offline LLM, its engine-core
+# and worker processes, and vllm.benchmarks.latency import. Module-level imports on that path:
+# fastapi + starlette + openai-harmony (vllm.entrypoints.llm imports entrypoints.serve.utils.api_utils
+# and chat_utils), pybase64 + partial-json-parser (entrypoints.pooling), pydantic, msgspec, pyzmq,
+# cbor2, cachetools, compressed-tensors, flashinfer. Imported later or by the structured-output and
+# tokenizer paths: xgrammar, llguidance, outlines_core, lark, mistral_common, depyf, blake3,
+# setproctitle, diskcache. Pins that differ from the resolver's pick, on purpose:
+#   xgrammar 0.2.5.post1: 0.2.9 needs a newer apache-tvm-ffi than vllm's ==0.1.9 and fails at import
+#     (seen on the H200, 2026-11-29); 0.2.5.post1 declares transformers<5, the image has 5.17: it ran.
+#   openai 2.54.0 (last 2.x; vllm asks >=2.0): 3.x needs httpx2/httpcore2/truststore, 2.x the
+#     image's httpx.
+#   typing_extensions 4.16.0: pydantic 2.14 needs >=4.16; the image's version is not known here.
+# mistral_common declares numpy<2.4 on Python 3.12; the image has numpy 2.5.2 (it ran).
+# Left out on purpose (optional kernels, server-only or not on this path): flashinfer-cubin (458 MB;
+# FlashInfer JIT-compiles or vLLM uses FlashAttention), cuda-tile, nvidia-cutlass-dsl, quack-kernels,
+# tilelang, tokenspeed-mla, humming-kernels, nvidia-cudnn-frontend, fastsafetensors, torchcodec,
+# PyNvVideoCodec, nvtx, lm-format-enforcer, prometheus-fastapi-instrumentator, anthropic, mcp,
+# model-hosting-container-standards, opentelemetry-*, watchfiles, ijson, python-json-logger,
+# uvicorn (fastapi[standard]); numba, protobuf, setuptools and the rest come from the image.
+VLLM_PINS=(
+  vllm==0.25.0
+  flashinfer-python==0.6.13
+  apache-tvm-ffi==0.1.9
+  xgrammar==0.2.5.post1
+  pydantic==2.14.4
+  pydantic_core==2.50.5
+  annotated-types==0.8.0
+  typing-inspection==0.4.5
+  typing_extensions==4.16.0
+  msgspec==0.23.0
+  pyzmq==27.3.0
+  openai==2.54.0
+  jiter==0.19.0
+  distro==1.9.0
+  sniffio==1.3.1
+  fastapi==0.136.3
+  starlette==1.10.0
+  openai-harmony==0.0.8
+  pybase64==1.5.1
+  partial-json-parser==0.2.1.1.post7
+  mistral_common==1.13.1
+  pydantic-extra-types==2.11.1
+  pycountry==26.2.16
+  jsonschema==4.26.0
+  jsonschema-specifications==2025.9.1
+  referencing==0.37.0
+  rpds-py==2026.9.1
+  compressed-tensors==0.17.0
+  loguru==0.7.3
+  outlines_core==0.2.14
+  llguidance==1.7.6
+  lark==1.2.2
+  depyf==0.20.0
+  astor==0.8.1
+  dill==0.4.1
+  cbor2==6.3.0
+  blake3==1.0.11
+  cachetools==8.0.2
+  setproctitle==1.3.8
+  diskcache==5.6.3
+)
+
 # pip matches manylinux_2_N tags exactly, so every tag a pinned wheel carries must be listed
 # (torch cu130 on the image needs glibc >= 2.28, so nothing newer than 2_28 is asked for).
 PLATFORMS=(manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_26_x86_64
            manylinux_2_24_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64
            manylinux_2_12_x86_64 manylinux2010_x86_64 manylinux_2_5_x86_64 manylinux1_x86_64)
+# The vllm part also takes newer tags: llguidance 1.7 has only a manylinux_2_31 wheel, and it ran on
+# the image (Python 3.12.3 of Ubuntu 24.04: glibc 2.39).
+VLLM_PLATFORMS=(manylinux_2_39_x86_64 manylinux_2_35_x86_64 manylinux_2_34_x86_64 manylinux_2_31_x86_64
+                "${PLATFORMS[@]}")
 
 log() { printf '[gpu-bundle] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -135,6 +208,7 @@ pins_of() {
   case $1 in
     base) printf '%s\n' "${BASE_PINS[@]}" ;;
     exllamav2) printf '%s\n' "${EXLLAMAV2_PINS[@]}" ;;
+    vllm) printf '%s\n' "${VLLM_PINS[@]}" ;;
     *) die "unknown wheel part: $1" ;;
   esac
 }
@@ -165,8 +239,9 @@ fetch_wheels() {  # part
     return
   fi
   log "wheels-$part: downloading ${#missing[@]}: ${missing[*]}"
-  local plat=()
-  for f in "${PLATFORMS[@]}"; do plat+=(--platform "$f"); done
+  local plat=() tags=("${PLATFORMS[@]}")
+  [ "$part" = vllm ] && tags=("${VLLM_PLATFORMS[@]}")
+  for f in "${tags[@]}"; do plat+=(--platform "$f"); done
   "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp "${plat[@]}" -d "$dir" "${missing[@]}"
 }
@@ -195,6 +270,13 @@ PYEOF
   ) && ( cd "$tmp/w" && zip -q -r "$dir/$name" . )
   rm -rf "$tmp"
   log "wrote $dir/$name ($(du -h "$dir/$name" | cut -f1))"
+}
+
+# the vllm wheels are too big for one device call: pack them into parts for scripts/xfer.sh
+pack_vllm() {
+  [ -d "$DEST/wheels-vllm" ] || die "$DEST/wheels-vllm missing: run fetch vllm"
+  ( cd "$DEST" && XFER_DIR="$REPO/.xfer" "$REPO/scripts/xfer.sh" pack wheels-vllm wheels-vllm )
+  XFER_DIR="$REPO/.xfer" "$REPO/scripts/xfer.sh" plan wheels-vllm >&2
 }
 
 fetch_llama() {
@@ -260,7 +342,7 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
 
 sizes() {
   local p total=0 b
-  for p in wheels-base wheels-exllamav2 "$LCP_TARBALL"; do
+  for p in wheels-base wheels-exllamav2 wheels-extra "$LCP_TARBALL"; do
     if [ -e "$DEST/$p" ]; then
       b=$(du -sb "$DEST/$p" | cut -f1)
       total=$((total + b))
@@ -271,6 +353,11 @@ sizes() {
   done
   printf '%8.2f MiB  total (the device tool carries at most 64 MiB a call, repo included)\n' \
     "$(mib "$total")"
+  if [ -d "$DEST/wheels-vllm" ]; then
+    b=$(du -sb "$DEST/wheels-vllm" | cut -f1)
+    printf '%8.2f MiB  wheels-vllm (%s wheels; travels as .xfer/wheels-vllm parts, not carried whole)\n' \
+      "$(mib "$b")" "$(find "$DEST/wheels-vllm" -name '*.whl' | wc -l)"
+  fi
 }
 
 install_wheels() {  # offline; [parts...] [--target DIR]
@@ -304,9 +391,10 @@ case $cmd in
     for p in "${parts[@]}"; do
       case $p in
         base|exllamav2) fetch_wheels "$p" ;;
+        vllm) fetch_wheels vllm; pack_vllm ;;
         llama) fetch_llama ;;
         bnb) fetch_bnb ;;
-        *) die "unknown part: $p (base, exllamav2, bnb, llama)" ;;
+        *) die "unknown part: $p (base, exllamav2, bnb, llama, vllm)" ;;
       esac
     done
     sizes ;;
@@ -314,6 +402,7 @@ case $cmd in
   install) install_wheels "$@" ;;
   list) printf 'wheels-base:\n'; pins_of base | sed 's/^/  /'
         printf 'wheels-exllamav2:\n'; pins_of exllamav2 | sed 's/^/  /'
+        printf 'wheels-vllm:\n'; pins_of vllm | sed 's/^/  /'
         printf '%s\n' "$LCP_TARBALL" ;;
   -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command: $cmd (try --help)" ;;

@@ -58,10 +58,17 @@ build_llama_cpp() {
         log "llama.cpp: using the carried build in $PREBUILT"
         return
     fi
+    if [ ! -d "$LCP/vendor/llama.cpp" ] && [ ! -f "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" ]; then
+        log "llama.cpp: nothing carried (no prebuilt build, no sdist): not built"  # e.g. a vLLM-only job
+        return 0
+    fi
     [ -d "$LCP" ] || tar -xzf "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" -C "$BUILD"
     log "building llama.cpp (CUDA sm_$CUDA_ARCH, shared libraries + llama-bench) with $JOBS jobs"
     local start=$SECONDS
-    cmake -S "$LCP/vendor/llama.cpp" -B "$LLAMA" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+    # GIT_DIR: the sources sit inside this repo, and llama.cpp's build-info would record this repo's
+    # commit as llama.cpp's (seen on 2026-11-29); with no git the vendored commit that gpu-bundle.sh
+    # wrote into build-info.cmake stays, and llama-bench reports it as build_commit
+    GIT_DIR=/nonexistent cmake -S "$LCP/vendor/llama.cpp" -B "$LLAMA" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
         -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH" -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >"$BUILD/llama-cmake.log" 2>&1
     cmake --build "$LLAMA" --target llama llama-bench -j "$JOBS" >"$BUILD/llama-build.log" 2>&1 \

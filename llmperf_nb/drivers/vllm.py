@@ -1,55 +1,148 @@
-"""vLLM benchmark driver, through the offline ``vllm.LLM`` API.
+"""vLLM benchmark driver, through the offline ``vllm.LLM`` API, and the ``vllm bench latency`` cross-check.
 
 One repetition is one ``LLM.generate`` of the prompt's token ids (``{"prompt_token_ids": ids}``, the
 ``TokensPrompt`` TypedDict) with ``SamplingParams(max_tokens=min_tokens=gen_len, temperature=0,
-ignore_eos=True, detokenize=False)``: greedy, exactly ``gen_len`` tokens, no detokenization (the
-tokenizer is not even loaded: ``skip_tokenizer_init``), as the other drivers run.
+ignore_eos=True, detokenize=False)``: batch 1, greedy, exactly ``gen_len`` tokens, no detokenization
+(the tokenizer is not even loaded: ``skip_tokenizer_init``), with vLLM's defaults otherwise (CUDA
+graphs and torch.compile unless ``--enforce-eager``). Prefix caching is off: repetitions of one
+prompt would otherwise skip the prefill.
 
-vLLM has no per-token call that the common stepper could time, so each sample is built with the
+vLLM has no per-token call that the common stepper could time, so each sample is built from the
 timestamps vLLM records itself (``RequestOutput.metrics``, a ``RequestStateStats`` in vLLM V1:
 ``scheduled_ts``, ``first_token_ts``, ``last_token_ts`` from the engine core's monotonic clock,
 ``first_token_latency`` measured by the front end from arrival). vLLM fills them only when
 statistics are on, so the engine is made with ``disable_log_stats=False`` (``LLM`` turns them off
-by default; ``vllm serve`` keeps them on): a little host work per engine step, and a periodic
-throughput line in the log. Then:
+by default; ``vllm serve`` keeps them on). Then:
 
 * ``ttft_s`` = ``first_token_latency``; ``prefill_s`` = ``first_token_ts - scheduled_ts``;
 * ``decode_s`` = ``last_token_ts - first_token_ts`` and ``decode_tok_s = (gen_tokens - 1) / decode_s``,
-  the same definition as :mod:`llmperf_nb.drivers.common` (and vLLM's ``decode_time``);
-* ``e2e_s``: wall time of the ``generate`` call.
+  the same definition as :mod:`llmperf_nb.drivers.common` (and vLLM's own ``decode_time``);
+* ``token_latencies_s``: per-token times from the same engine-core clock. ``LLMEngine.step`` hands
+  each engine step's new tokens with that step's timestamp (``EngineCoreOutputs.timestamp``, the
+  value that becomes ``first_token_ts`` / ``last_token_ts``) to ``output_processor.process_outputs``;
+  :class:`StepClock` wraps that method to note (timestamp, new tokens) per step. Latency of token i
+  = its step's timestamp - the previous step's; they add up to ``decode_s``;
+* ``e2e_s``: wall time of the ``generate`` call (what ``vllm bench latency`` times);
+* ``token_ids``: every generated id, and ``token_ids_sha256`` (:func:`common.token_digest`), as in every
+  driver's samples (greedy: identical in every repetition; :func:`llmperf_nb.results.work_check` compares
+  the measured ones, and ``identical_tokens`` in the raw document says whether all, warm-up included, were).
 
 Linux's ``time.monotonic`` and ``time.perf_counter`` are both CLOCK_MONOTONIC, shared by every
 process, so the engine core's timestamps bound the NVML energy window directly. Where the metrics
 are missing the sample keeps ``e2e_s`` only and says so (``timing_source``): no split is invented.
-Token counts are those of ``outputs[0].token_ids``. Prefix caching is off: repetitions of one prompt
-would otherwise skip the prefill. ``NCCL_NVLS_ENABLE`` defaults to 0 (no NVLink multicast).
 
-NOT RUN HERE: written against the Python sources of the vllm 0.33.0 wheel
-(vllm/entrypoints/llm.py, outputs.py, sampling_params.py, v1/metrics/stats.py,
-v1/engine/output_processor.py); no GPU was available to the author.
+Cross-check (``--crosscheck``): vLLM's own latency benchmark on the same model folder, load format,
+dtype and tensor parallelism, input 8 (the prompt's length), output ``gen_len``, batch 1, run FIRST
+in a child process (so its engine and GPU memory are gone before ours starts). ``vllm bench
+latency`` is ``vllm.entrypoints.cli.benchmark.latency.BenchmarkLatencySubcommand``, whose ``cmd`` is
+``vllm.benchmarks.latency.main``; ``python -m llmperf_nb.drivers.vllm bench-latency ARGS`` runs
+exactly that parser and ``main`` (the ``vllm`` console script itself imports the API server's
+modules: uvicorn, prometheus-fastapi-instrumentator and more, which the GPU bundle leaves out).
+It times ``LLM.generate`` of a batch of random prompts, prefill included, so the comparison is
+like for like on that: ``output_len / latency`` per iteration against this harness's
+``gen_tokens / e2e_s`` per repetition (both: one generate call, an 8-token prefill and
+``gen_len`` tokens). It samples at temperature 1 (we: greedy), which costs next to nothing at
+batch 1. The result is stored as ``crosscheck`` (the keys every driver's has, with ``basis``); a failure
+of the tool, or of reading what it wrote, is recorded there by :func:`common.guarded_crosscheck` and the
+measurement goes on.
+
+Multi-GPU (tensor parallelism): NVLink multicast stays off (``NCCL_NVLS_ENABLE=0``,
+``TORCH_SYMM_MEM_DISABLE_MULTICAST=1``, ``NVSHMEM_DISABLE_NVLS=1``) and so does vLLM's
+symmetric-memory all-reduce (``VLLM_ALLREDUCE_USE_SYMM_MEM=0``), which can use it; vLLM's custom
+all-reduce and NCCL stay. Each is a default: a variable already set wins.
+
+Written against the Python sources of the vllm 0.25.0 wheel (vllm/entrypoints/llm.py,
+entrypoints/offline_utils.py, outputs.py, sampling_params.py, v1/metrics/stats.py,
+v1/engine/llm_engine.py, v1/engine/output_processor.py, benchmarks/latency.py,
+entrypoints/cli/benchmark/latency.py).
 
     python -m llmperf_nb.drivers.vllm --model DIR --load-format dummy --tensor-parallel-size 1 \\
-        --prompt-ids 1,1724,... --gen-len 256 --reps 5 --out raw.json
+        --prompt-ids 1,1724,... --gen-len 256 --reps 5 --out raw.json [--crosscheck]
+    python -m llmperf_nb.drivers.vllm bench-latency --model DIR --input-len 8 ...   (= vllm bench latency)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import time
+from pathlib import Path
 
 from llmperf_nb.drivers import common
 from llmperf_nb.jsonfile import write_json
 
+CROSSCHECK_TOOL = "vllm bench latency"
 SPLIT = "vLLM RequestOutput.metrics (engine-core timestamps)"
 NO_SPLIT = "wall clock of LLM.generate only: vLLM returned no request metrics, so no prefill/decode split"
+#: printed before the measured engine starts: the log lines after it are that engine's
+ENGINE_MARK = "llmperf-nb: starting the measured vLLM engine"
+CROSSCHECK_BASIS = ("output tokens / wall time of one LLM.generate call (8-token prefill + gen_len tokens), "
+                    "batch 1, per repetition; vllm bench latency samples at temperature 1, this harness greedily")
+
+#: environment defaults, set before vllm is imported (a value already set wins)
+ENV_DEFAULTS = {
+    "NCCL_NVLS_ENABLE": "0",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+    "NVSHMEM_DISABLE_NVLS": "1",
+    "VLLM_ALLREDUCE_USE_SYMM_MEM": "0",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    "HF_HUB_OFFLINE": "1",
+}
 
 
-def sample_from_output(out, prompt_tokens: int, t_call: float, t_done: float, nvml=None) -> dict:
+def set_env_defaults() -> None:
+    for key, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+class StepClock:
+    """(engine-core timestamp, new tokens) of every engine step, noted where ``LLMEngine.step``
+    passes them to ``output_processor.process_outputs(outputs, engine_core_timestamp, ...)``."""
+
+    def __init__(self, llm=None):
+        self.steps: list[tuple[float, int]] = []
+        self.installed = False
+        proc = getattr(getattr(llm, "llm_engine", None), "output_processor", None)
+        real = getattr(proc, "process_outputs", None)
+        if real is None:
+            return
+
+        def process_outputs(engine_core_outputs, *args, **kwargs):
+            ts = kwargs.get("engine_core_timestamp", args[0] if args else None)
+            n = sum(len(getattr(o, "new_token_ids", None) or ()) for o in engine_core_outputs)
+            if n and ts:
+                self.steps.append((float(ts), n))
+            return real(engine_core_outputs, *args, **kwargs)
+
+        proc.process_outputs = process_outputs
+        self.installed = True
+
+    def reset(self) -> None:
+        self.steps = []
+
+    def token_latencies(self, gen_tokens: int) -> list[float] | None:
+        """Per-token latencies of tokens 2..gen_tokens (a step of k tokens counts k equal shares),
+        or None when the steps do not account for exactly ``gen_tokens`` tokens."""
+        if not self.steps or sum(n for _, n in self.steps) != gen_tokens:
+            return None
+        out: list[float] = []
+        (prev, first_n) = self.steps[0]
+        out.extend([0.0] * (first_n - 1))  # several tokens in the prefill step: none waited
+        for ts, n in self.steps[1:]:
+            out.extend([(ts - prev) / n] * n)
+            prev = ts
+        return out
+
+
+def sample_from_output(out, prompt_tokens: int, t_call: float, t_done: float, nvml=None,
+                       latencies: list[float] | None = None) -> dict:
     """One sample from a ``RequestOutput`` and the wall-clock bounds of the ``generate`` call."""
     tokens = list(out.outputs[0].token_ids)
     s = {"prompt_tokens": prompt_tokens, "gen_tokens": len(tokens), "e2e_s": t_done - t_call,
-         "first_token_ids": tokens[:8]}
+         "token_ids": tokens, "token_ids_sha256": common.token_digest(tokens)}
     m = getattr(out, "metrics", None)
     first, last = getattr(m, "first_token_ts", 0.0) or 0.0, getattr(m, "last_token_ts", 0.0) or 0.0
     if m is None or first <= 0 or last <= 0:
@@ -67,6 +160,8 @@ def sample_from_output(out, prompt_tokens: int, t_call: float, t_done: float, nv
         decode_tok_s=(len(tokens) - 1) / decode_s if decode_s > 0 else None,
         timing_source=SPLIT,
     )
+    if latencies is not None:
+        s["token_latencies_s"] = latencies
     if nvml is not None:
         s["decode_energy_j"] = nvml.energy_joules(first, last)
         s["decode_mean_w"] = nvml.mean_watts(first, last)
@@ -74,7 +169,7 @@ def sample_from_output(out, prompt_tokens: int, t_call: float, t_done: float, nv
 
 
 def make_llm(args):
-    os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
+    set_env_defaults()
     from vllm import LLM
 
     return LLM(
@@ -93,39 +188,164 @@ def make_llm(args):
     )
 
 
+# -- the cross-check: vllm bench latency ------------------------------------------------------------
+
+def crosscheck_argv(args, input_len: int, json_path: str) -> list[str]:
+    """``vllm bench latency`` arguments for the same model and engine settings as the measurement."""
+    argv = ["--model", args.model, "--load-format", args.load_format,
+            "--tensor-parallel-size", str(args.tensor_parallel_size), "--dtype", args.dtype,
+            "--gpu-memory-utilization", str(args.gpu_memory_utilization), "--seed", str(args.seed),
+            "--input-len", str(input_len), "--output-len", str(args.gen_len), "--batch-size", "1",
+            "--num-iters-warmup", str(max(1, args.warmup)), "--num-iters", str(args.reps),
+            "--output-json", json_path, "--skip-tokenizer-init", "--disable-detokenize"]
+    if args.quantization:
+        argv += ["--quantization", args.quantization]
+    if args.enforce_eager:
+        argv.append("--enforce-eager")
+    if args.max_model_len:
+        argv += ["--max-model-len", str(args.max_model_len)]
+    return argv
+
+
+def _bench_latency_json(args) -> str:
+    return str(Path(args.out).with_name(Path(args.out).stem + ".bench-latency.json"))
+
+
+def run_crosscheck(args, input_len: int) -> dict:
+    """Run ``vllm bench latency`` in a child process and read what it wrote (raises if it fails:
+    :func:`common.guarded_crosscheck` records why)."""
+    from llmperf_nb import process
+
+    json_path = _bench_latency_json(args)
+    vllm_args = crosscheck_argv(args, input_len, json_path)
+    print("llmperf-nb: cross-check first: vllm bench latency " + " ".join(vllm_args), flush=True)
+    env = {k: os.environ[k] for k in ENV_DEFAULTS if k in os.environ}
+    start = time.perf_counter()
+    process.run([sys.executable, "-m", "llmperf_nb.drivers.vllm", "bench-latency", *vllm_args],
+                timeout=args.crosscheck_timeout, extra_env=env,
+                on_line=lambda line: print("[vllm bench latency] " + line, end="", flush=True))
+    return {"argv": ["vllm", "bench", "latency", *vllm_args], "json_path": json_path,
+            "doc": json.loads(Path(json_path).read_text()), "seconds": time.perf_counter() - start}
+
+
+def crosscheck_summary(run: dict, samples: list[dict], gen_len: int, input_len: int) -> dict:
+    """The cross-check as stored in the raw document: the keys every driver's has (tool, argv,
+    decode_tok_s_samples, decode_tok_s_mean, harness_decode_tok_s_mean, difference), plus ``basis``;
+    ``run`` is what :func:`run_crosscheck` returned, or the failure guarded_crosscheck recorded."""
+    from llmperf_nb.importers.vllm import parse_latency_json
+
+    check = {"tool": CROSSCHECK_TOOL, "basis": CROSSCHECK_BASIS}
+    if "argv" in run:
+        check["argv"] = [os.path.basename(a) if i == 0 else a for i, a in enumerate(run["argv"])]
+    if "error" in run:
+        return {**check, "error": run["error"]}
+    theirs = [s["e2e_tok_s"] for s in parse_latency_json(json.dumps(run["doc"]), output_len=gen_len,
+                                                         input_len=input_len, batch_size=1).samples]
+    ours = [s["gen_tokens"] / s["e2e_s"] for s in samples]
+    decode = [s["decode_tok_s"] for s in samples if s.get("decode_tok_s")]
+    mean_theirs, mean_ours = sum(theirs) / len(theirs), sum(ours) / len(ours)
+    return {**check, "latencies_s": run["doc"]["latencies"], "avg_latency_s": run["doc"].get("avg_latency"),
+            "decode_tok_s_samples": theirs, "decode_tok_s_mean": mean_theirs,
+            "harness_decode_tok_s_mean": mean_ours,
+            "harness_engine_decode_tok_s_mean": sum(decode) / len(decode) if decode else None,
+            "difference": mean_ours / mean_theirs - 1, "seconds": run["seconds"]}
+
+
+def bench_latency(argv: list[str]) -> None:
+    """What ``vllm bench latency ARGS`` runs: its parser, then ``vllm.benchmarks.latency.main``."""
+    set_env_defaults()
+    # the `vllm` CLI's entry point (cli_env_setup) does this before any subcommand
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+    from vllm import platforms
+
+    if platforms.current_platform.is_unspecified():  # as vllm/entrypoints/cli/main.py does for `bench`
+        from vllm.platforms.cpu import CpuPlatform
+
+        platforms.current_platform = CpuPlatform()
+    from vllm.entrypoints.cli.benchmark.latency import BenchmarkLatencySubcommand
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = FlexibleArgumentParser(prog="vllm bench latency")
+    BenchmarkLatencySubcommand.add_cli_args(parser)
+    BenchmarkLatencySubcommand.cmd(parser.parse_args(argv))
+
+
+# -- the measurement ----------------------------------------------------------------------------------
+
 def bench(args) -> None:
-    import vllm
+    set_env_defaults()  # before the cross-check's child and before vllm is imported here
+    ids = common.parse_ids(args.prompt_ids)
+    check_run = (common.guarded_crosscheck(CROSSCHECK_TOOL, run_crosscheck, args, len(ids))
+                 if args.crosscheck else None)
+    if check_run is not None and "error" in check_run:  # say what was run, as a successful one does
+        check_run["argv"] = ["vllm", "bench", "latency", *crosscheck_argv(args, len(ids), _bench_latency_json(args))]
+
     from vllm import SamplingParams
 
-    ids = common.parse_ids(args.prompt_ids)
+    print(ENGINE_MARK, flush=True)
     llm = make_llm(args)
+    clock = StepClock(llm)
     params = SamplingParams(n=1, temperature=0.0, top_p=1.0, max_tokens=args.gen_len, min_tokens=args.gen_len,
                             ignore_eos=True, detokenize=False)
     prompt = {"prompt_token_ids": ids}
 
     def one_run(nvml):
+        clock.reset()
         t_call = time.perf_counter()
         out = llm.generate([prompt], params, use_tqdm=False)[0]
-        return sample_from_output(out, len(ids), t_call, time.perf_counter(), nvml)
+        t_done = time.perf_counter()
+        return sample_from_output(out, len(ids), t_call, t_done, nvml,
+                                  clock.token_latencies(len(out.outputs[0].token_ids)))
 
     doc = common.measure(one_run, args, continuous=True)  # metrics' clock: sample throughout
+    doc.update(_facts(args, llm, clock, doc, ids))
+    if check_run is not None:
+        doc["crosscheck"] = common.guarded_crosscheck(CROSSCHECK_TOOL, crosscheck_summary, check_run,
+                                                      doc["samples"], args.gen_len, len(ids))
+    _write(doc, args.out)
+
+
+def _facts(args, llm, clock: StepClock, doc: dict, ids: list[int]) -> dict:
+    """What the raw document says besides the samples: versions, settings, how the times were taken."""
+    import vllm
+
     sources = {s.get("timing_source") for s in doc["samples"]}
     model_config = llm.llm_engine.model_config
-    doc.update(
+    runs = doc["warmup_samples"] + doc["samples"]
+    return dict(
         engine_version=f"vllm {vllm.__version__}",
+        versions=_versions(vllm),
         prompt_token_ids=ids,
         settings={"load_format": args.load_format, "tensor_parallel_size": args.tensor_parallel_size,
                   "dtype": args.dtype, "gpu_memory_utilization": args.gpu_memory_utilization,
                   "enforce_eager": args.enforce_eager, "enable_prefix_caching": False,
-                  "max_model_len": model_config.max_model_len,
-                  "NCCL_NVLS_ENABLE": os.environ.get("NCCL_NVLS_ENABLE")},
+                  "quantization_arg": args.quantization, "max_model_len": model_config.max_model_len,
+                  **{k: os.environ.get(k) for k in ENV_DEFAULTS if k.startswith(("NCCL", "TORCH", "NVSHMEM", "VLLM"))}},
         timing_source=sources.pop() if len(sources) == 1 else sorted(map(str, sources)),
         quantization_in_use=model_config.quantization,
+        identical_tokens=all(s["token_ids"] == runs[0]["token_ids"] for s in runs),
+        token_latency_source=("engine-core timestamps of each engine step (output_processor.process_outputs)"
+                              if clock.installed else "none: vLLM's LLMEngine has no output_processor.process_outputs"),
     )
-    _write(doc, args.out)
+
+
+def _versions(vllm) -> dict:
+    v = {"vllm": vllm.__version__}
+    try:
+        import torch
+    except ImportError:  # vllm always brings torch; a stand-in in the tests may not
+        return v
+    return {**v, "torch": torch.__version__, "cuda": torch.version.cuda}
 
 
 def _write(doc: dict, out: str) -> None:
+    check = doc.get("crosscheck")
+    if check:
+        if "error" in check:
+            print(f"cross-check failed: {check['error'][-300:]}", flush=True)
+        else:
+            print(f"cross-check: vllm bench latency {check['decode_tok_s_mean']:.2f} tok/s end to end, this harness "
+                  f"{check['harness_decode_tok_s_mean']:.2f} ({check['difference']:+.1%})", flush=True)
     if doc["samples"][-1].get("decode_tok_s") is not None:
         common.write(doc, out)
         return
@@ -136,16 +356,22 @@ def _write(doc: dict, out: str) -> None:
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench-latency"]:
+        bench_latency(argv[1:])
+        return
     ap = argparse.ArgumentParser(prog="python -m llmperf_nb.drivers.vllm")
     ap.add_argument("--model", required=True, help="HF checkpoint folder (or config-only folder for dummy)")
     ap.add_argument("--load-format", default="auto", help="auto, or dummy for random weights made by vLLM")
     ap.add_argument("--tensor-parallel-size", type=int, default=1)
     ap.add_argument("--dtype", default="float16")
-    ap.add_argument("--quantization", default=None, help="default: what config.json says")
+    ap.add_argument("--quantization", default=None, help="default: what config.json says (vLLM detects it)")
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     ap.add_argument("--enforce-eager", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-model-len", type=int, default=None)
+    ap.add_argument("--crosscheck", action="store_true", help="run vllm bench latency first, same model and settings")
+    ap.add_argument("--crosscheck-timeout", type=float, default=1500.0)
     common.add_workload_args(ap)
     bench(ap.parse_args(argv))
 

@@ -1,31 +1,33 @@
-"""vLLM: fp16 safetensors or 4-bit AWQ/GPTQ checkpoints, benchmarked through ``vllm.LLM`` offline.
+"""vLLM: fp16 (HF format) or GPTQ 4-bit checkpoints, benchmarked through ``vllm.LLM`` offline.
 
 Compile (``compile``): vLLM loads HF checkpoints as they are, so there is nothing to convert.
-Synthetic weights use vLLM's own ``load_format="dummy"`` (random values of the right shapes, made
-on the GPU by vLLM's DummyModelLoader): the folder holds only ``config.json``,
-``generation_config.json`` and the tokenizer, written by
-:func:`llmperf_nb.weights.hf.write_synthetic_hf` with ``weights=False``. For int4 a
-``quantization_config`` is added to ``config.json`` (AWQ: bits, group_size, zero_point; GPTQ:
-bits, group_size, desc_act, sym: the keys vLLM 0.33's AutoAWQConfig/AutoGPTQConfig.from_config
-read), so vLLM builds its 4-bit layers; the dummy loader then fills float tensors (scales) with
-small random values and leaves integer ones (qweight, qzeros) as allocated, which is what vLLM's
-own dummy loading of a quantized model does, then runs the usual post-load repacking.
+Synthetic weights:
 
-Benchmark: :mod:`llmperf_nb.drivers.vllm`. Import: vLLM's latency benchmark output
+* int4: the project's synthetic GPTQ checkpoint (:mod:`llmperf_nb.weights.gptq`: 4-bit, group size
+  128, no act-order, symmetric, the layout of TheBloke's Llama-2 GPTQ repositories), the same
+  folder ExLlamaV2 loads (same cache path). ``quantization`` is left to vLLM, which reads
+  ``quantization_config`` from config.json and picks its GPTQ method and kernel (vLLM 0.25:
+  ``auto_gptq`` with a mixed-precision kernel such as Marlin or Machete); the kernel it picked is
+  read from its log (``Using <Kernel> for <Method>``) into ``build.linear_kernel``. A
+  ``quantization_config`` added to a config-only folder with ``load_format="dummy"`` did not give a
+  4-bit model (12.55 GiB loaded for 7B on the H200, 2026-11-29), so int4 needs real files.
+* fp16: vLLM's ``load_format="dummy"`` (random values of the exact shapes, made by vLLM on the GPU)
+  on a folder holding ``config.json``, ``generation_config.json`` and the tokenizer of the exact
+  model, written by :func:`llmperf_nb.weights.hf.write_synthetic_hf` with ``weights=False``;
+  labelled so in the weights' provenance.
+
+Benchmark: :mod:`llmperf_nb.drivers.vllm` (batch 1, greedy, ignore_eos, vLLM's default CUDA graphs,
+``tensor_parallel_size`` = the cell's GPU count), and with option ``crosscheck`` vLLM's own
+``vllm bench latency`` on the same folder first. Import: vLLM's latency benchmark output
 (:mod:`llmperf_nb.importers.vllm`), which has whole-request latency only.
-
-NOT RUN HERE: vLLM needs a CUDA GPU and its wheel (0.33.0: 336 MB, plus torch 2.14 and CUDA 13
-libraries) was not brought to a GPU machine; the API used was read in the vllm 0.33.0 wheel's
-Python sources. Dummy loading with quantization="awq" is plausible from that source and untested.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
 from ..importers import vllm as parsers
@@ -37,21 +39,19 @@ if TYPE_CHECKING:
     from ..cells import Cell
 
 #: bump when compile() writes different files for the same inputs
-PREPARE_VERSION = 1
+PREPARE_VERSION = 2
 
-QUANT_CONFIGS = {
-    # group size 128 is what AutoAWQ and AutoGPTQ checkpoints of Llama-2 on the Hub use
-    "awq": {"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True, "version": "gemm"},
-    "gptq": {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False, "sym": True},
-}
-FORMAT_NAMES = {"awq": "AWQ 4-bit", "gptq": "GPTQ 4-bit"}
+#: what the log lines vLLM prints while it builds the engine say it chose
+_KERNEL = re.compile(r"Using (\w+) for (\w*LinearMethod)")
+_ATTENTION = re.compile(r"Using (\w+) attention backend")
 
 
 @dataclass(frozen=True)
 class Options:
-    quant_method: Literal["awq", "gptq"] = "awq"  # int4 only
-    enforce_eager: bool = False  # True: no CUDA graphs
+    enforce_eager: bool = False  # True: no CUDA graphs (vLLM's default is to capture them)
     gpu_memory_utilization: float = 0.9
+    # also run vLLM's own `vllm bench latency` on the same weights and settings, in the same command
+    crosscheck: bool = False
 
     def validate(self):
         if not 0 < self.gpu_memory_utilization <= 1:
@@ -65,7 +65,8 @@ class Vllm(Engine):
     install_hint = "pip install vllm (CUDA), or docker/Dockerfile.cu130.vllm"
     needs_gpu = True
     options_class = Options
-    formats = {"fp16": "safetensors fp16", "int4": "AWQ 4-bit"}
+    label_ignores = ("crosscheck",)
+    formats = {"fp16": "safetensors fp16", "int4": "GPTQ 4-bit g128"}
     dockerfiles = {"cuda": "Dockerfile.cu130.vllm"}
     parsers = {
         "latency-json": parsers.parse_latency_json,
@@ -73,41 +74,34 @@ class Vllm(Engine):
     }
 
     def source_format(self, quantization: str) -> str:
-        # real int4 weights would be an AWQ checkpoint; none is pinned yet (weights.sources)
-        return "awq" if quantization == "int4" else "hf"
-
-    def resolved_format(self, cell: Cell, opts: Options) -> str:
-        fmt = self.weight_format(cell.quantization)
-        return FORMAT_NAMES[opts.quant_method] if cell.quantization == "int4" else fmt
+        return "gptq" if quantization == "int4" else "hf"
 
     def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
-        opts = self.options(**cell.engine.options)
         _require_gpu(cell)
-        fmt = self.resolved_format(cell, opts)
-        quant = opts.quant_method if cell.quantization == "int4" else None
+        fmt = self.weight_format(cell.quantization)
         if not weights["synthetic"]:
             path = Path(weights["path"])
             # a real checkpoint says its own quantization in config.json; vLLM reads it there
-            return Prepared(str(path), fmt, {}, extra={"load_format": "auto", "quantization": None})
+            return Prepared(str(path), fmt, {}, extra={"load_format": "auto"})
+        if cell.quantization == "int4":
+            # the same folder (and cache path) as ExLlamaV2's synthetic GPTQ weights
+            from .exllamav2 import _synthetic as synthetic_gptq
+
+            prepared = synthetic_gptq(cell, cache_dir, fmt)
+            prepared.extra = {"load_format": "auto"}
+            return prepared
         from ..weights.hf import WRITER_VERSION, write_synthetic_hf
 
         spec = get_model(cell.model)
-        key = cache_key(spec.__dict__, quant, WRITER_VERSION, PREPARE_VERSION)
-        out = cache_dir / "vllm" / f"{spec.name}-{quant or 'fp16'}-dummy-{key}"
-        provenance = {"generator": "vLLM load_format=dummy (random values made by vLLM on the GPU); config and "
-                                   f"tokenizer from llmperf_nb.weights.hf v{WRITER_VERSION}", "bytes": None}
-        # the quantization method is read by vLLM from config.json, as for a real checkpoint
-        extra = {"load_format": "dummy", "quantization": quant}
+        key = cache_key(spec.__dict__, WRITER_VERSION, PREPARE_VERSION)
+        out = cache_dir / "vllm" / f"{spec.name}-fp16-dummy-{key}"
+        provenance = {"generator": "vLLM load_format=dummy: weights of the exact shapes with random values, made by "
+                                   f"vLLM on the GPU; config.json and tokenizer from llmperf_nb.weights.hf v{WRITER_VERSION}",
+                      "bytes": None}
+        extra = {"load_format": "dummy"}
         if (out / "config.json").exists():
             return Prepared(str(out), fmt, provenance, cached=True, extra=extra)
-        tmp = out.with_name(out.name + ".partial")
-        shutil.rmtree(out, ignore_errors=True)
-        write_synthetic_hf(spec, tmp, seed=cell.seed, weights=False)
-        if quant:
-            config = json.loads((tmp / "config.json").read_text())
-            config["quantization_config"] = QUANT_CONFIGS[quant]
-            (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        tmp.replace(out)
+        write_synthetic_hf(spec, out, seed=cell.seed, weights=False)
         return Prepared(str(out), fmt, provenance, extra=extra)
 
     def benchmark_argv(self, cell: Cell, prepared: Prepared, raw_path: Path) -> list[str]:
@@ -124,10 +118,29 @@ class Vllm(Engine):
         ]
         if opts.enforce_eager:
             argv.append("--enforce-eager")
+        if opts.crosscheck:
+            argv.append("--crosscheck")
         return argv + workload_args(cell, raw_path)
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
-        return measurement_from_raw(cell, raw_path, ("timing_source", "quantization_in_use"))
+        # the cross-check, versions and GC policy go to the build (and the cross-check's note) in measurement_from_raw
+        m = measurement_from_raw(cell, raw_path, ("timing_source", "quantization_in_use", "identical_tokens",
+                                                  "token_latency_source"))
+        m.build.update(engine_choices(output))
+        if m.build.get("identical_tokens") is False:
+            m.notes.append("the repetitions (warm-up included) did not all generate the same token ids "
+                           "(greedy decoding should)")
+        return m
+
+def engine_choices(output: str) -> dict:
+    """The GEMM kernel and attention backend vLLM says it chose, from the measured engine's log lines
+    (those after the driver's ENGINE_MARK; the cross-check's engine prints the same lines before it)."""
+    from ..drivers.vllm import ENGINE_MARK
+
+    text = output.rsplit(ENGINE_MARK, 1)[-1]
+    kernels = sorted({f"{k} ({method})" for k, method in _KERNEL.findall(text)})
+    backends = sorted(set(_ATTENTION.findall(text)))
+    return {"linear_kernel": ", ".join(kernels) or None, "attention_backend": ", ".join(backends) or None}
 
 
 def _require_gpu(cell: Cell) -> None:
