@@ -110,8 +110,27 @@ def load(results_dir: str | Path):
     """(documents, DataFrame) for every result file below ``results_dir``."""
     import pandas as pd
 
-    docs = ordered(results.load_dir(results_dir))
+    docs = ordered([escaped(d) for d in results.load_dir(results_dir)])
     return docs, pd.DataFrame(rows(docs))
+
+
+#: what a value from a result file could do in a published page: open a tag or an entity (HTML),
+#: end a table cell, a code span or a link (markdown)
+_PUBLISHED = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+                            "|": "&#124;", "`": "&#96;", "[": "&#91;", "]": "&#93;"})
+
+
+def escaped(value):
+    """``value`` (a result document) with every string made inert in HTML and markdown. Everything a
+    report shows from a result file (names, versions, prompts, engine output, error text) goes
+    through here: a result file is input, and a GPU or model name may be ``<script>…``."""
+    if isinstance(value, str):
+        return value.translate(_PUBLISHED)
+    if isinstance(value, dict):
+        return {k: escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escaped(v) for v in value]
+    return value
 
 
 #: What marks a table cell whose decode speed is not stable enough to compare (stats.stability_warnings).

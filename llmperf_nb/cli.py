@@ -133,17 +133,25 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .process import own_tree
+
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        with own_tree():
+            return args.func(args)
     except LlmPerfError as e:
         print(f"llmperf-nb: error: {e}", file=sys.stderr)
         return e.exit_code
     except FileNotFoundError as e:
         print(f"llmperf-nb: error: {e.filename}: file not found", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("llmperf-nb: interrupted; finished cells are kept, run again to go on", file=sys.stderr)
+    except OSError as e:  # a full disk, an I/O error: what failed and where, not a traceback
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"llmperf-nb: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
+        how = f"stopped by {e}" if str(e) else "interrupted"
+        print(f"llmperf-nb: {how}; finished cells are kept, run again to go on", file=sys.stderr)
         return 130
 
 

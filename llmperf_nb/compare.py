@@ -20,6 +20,9 @@ from .exceptions import ConfigError, SchemaError
 
 #: Exit code of ``llmperf-nb compare`` when at least one cell regressed.
 REGRESSION_EXIT = 3
+#: Exit code when the comparison cannot vouch for the candidate: one of its cells failed, or no
+#: cell is in both folders (a CI gate must not pass on that).
+INCOMPLETE_EXIT = 4
 
 
 @dataclass(frozen=True)
@@ -56,13 +59,16 @@ class Comparison:
     cells: list[CellComparison] = field(default_factory=list)
     only_a: list[str] = field(default_factory=list)
     only_b: list[str] = field(default_factory=list)
+    failed_b: list[str] = field(default_factory=list)
 
     @property
     def regressions(self) -> list[CellComparison]:
         return [c for c in self.cells if c.regression]
 
     def exit_code(self) -> int:
-        return REGRESSION_EXIT if self.regressions else 0
+        if self.regressions:
+            return REGRESSION_EXIT
+        return INCOMPLETE_EXIT if self.failed_b or not self.cells else 0
 
 
 def welch(a: list[float], b: list[float]) -> tuple[float | None, float | None, str]:
@@ -93,6 +99,7 @@ def compare_docs(docs_a: list[dict], docs_b: list[dict], threshold: float = 0.05
     out = Comparison(a=a, b=b, threshold=threshold, alpha=alpha)
     out.only_a = [c for c in by_a if c not in by_b]
     out.only_b = [c for c in by_b if c not in by_a]
+    out.failed_b = [c for c, d in by_b.items() if d["status"] == "failed"]
     for cell_id in (c for c in by_a if c in by_b):
         da, db = by_a[cell_id], by_b[cell_id]
         if da["status"] != "ok" or db["status"] != "ok":
@@ -113,8 +120,8 @@ def compare_docs(docs_a: list[dict], docs_b: list[dict], threshold: float = 0.05
 
 
 def compare_dirs(dir_a: str | Path, dir_b: str | Path, threshold: float = 0.05, alpha: float = 0.05) -> Comparison:
-    if threshold < 0:
-        raise ConfigError(f"--threshold {threshold}: must be 0 or more (a fraction: 0.05 is 5%)")
+    if not (math.isfinite(threshold) and 0 <= threshold < 1):
+        raise ConfigError(f"--threshold {threshold}: must be a fraction from 0 up to 1 (0.05 is 5%)")
     if not 0 < alpha < 1:
         raise ConfigError(f"--alpha {alpha}: must be between 0 and 1")
     return compare_docs(_load(dir_a), _load(dir_b), threshold, alpha, a=str(dir_a), b=str(dir_b))
@@ -154,6 +161,10 @@ def summary(cmp: Comparison) -> str:
     parts = [f"{n} regression{'s' if n != 1 else ''}", f"{both} cell{'s' if both != 1 else ''} in both"]
     if cmp.only_a or cmp.only_b:
         parts.append(f"{len(cmp.only_a)} only in A, {len(cmp.only_b)} only in B")
+    if cmp.failed_b:
+        parts.append(f"{len(cmp.failed_b)} failed in B: {', '.join(cmp.failed_b)}")
+    if not cmp.cells:
+        parts.append("nothing compared")
     return "; ".join(parts)
 
 

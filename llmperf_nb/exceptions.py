@@ -61,3 +61,9 @@ class ContainerError(LlmPerfError):
 
 class SchemaError(LlmPerfError):
     """A result file is not valid or has a schema version this package does not know."""
+
+
+def short(value, limit: int = 60) -> str:
+    """repr() of a value a user gave, cut short: an error message never echoes a huge value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " …" + text[-3:]

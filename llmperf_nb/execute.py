@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .exceptions import LlmPerfError
+from .jsonfile import write_text
 
 
 class NotebookFailed(LlmPerfError):
@@ -52,8 +53,11 @@ def scrub_paths(path: Path, root: Path | None = None) -> None:
         text = Path(path).read_text()
     except (OSError, UnicodeDecodeError):
         return
-    if prefix in text:
-        Path(path).write_text(text.replace(prefix, ""))
+    # the interpreter's prefix (site-packages in warnings) and the home folder (the weights cache)
+    scrubbed = text.replace(prefix, "").replace(sys.prefix + os.sep, "<python>/")
+    scrubbed = scrubbed.replace(str(Path.home()) + os.sep, "~/")
+    if scrubbed != text:
+        write_text(path, scrubbed)
 
 
 def _relative(path: Path) -> Path:

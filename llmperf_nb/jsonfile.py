@@ -13,8 +13,22 @@ from pathlib import Path
 def write_json(path: str | os.PathLike, doc, *, indent: int | None = 1, allow_nan: bool = True) -> Path:
     """Write ``doc`` to ``path`` through a temporary file beside it: a reader sees the old file or
     the new one, never half of one."""
+    return write_text(path, json.dumps(doc, indent=indent, allow_nan=allow_nan) + "\n")
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` whole or not at all: through a temporary file beside ``path``, flushed to disk,
+    then renamed over it. On failure (a full disk) the temporary file is removed and the old file,
+    if any, is left as it was."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=indent, allow_nan=allow_nan) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

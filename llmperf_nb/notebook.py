@@ -43,6 +43,11 @@ def run_step(step: str, cell: cells.Cell, cell_dir: Path, cache_dir: Path, runne
 
     Earlier steps whose output is missing run first (the demo cell, or a notebook opened alone).
     """
+    from . import process
+
+    # a kernel papermill started ends with the CLI, even one killed by SIGKILL (its steps end with it)
+    parent = os.environ.get("JPY_PARENT_PID", "")
+    process.die_with_parent(int(parent) if parent.isdigit() else None)
     folder = CellDir(cell_dir)
     for before in steps_before(step):
         if not folder.output(before.name).exists():

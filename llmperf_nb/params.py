@@ -8,6 +8,7 @@ Loading has no side effects (no network, no environment changes).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 
 from . import engines, gpus, models
 from .cells import Cell, EngineChoice, GpuChoice
-from .exceptions import ConfigError
+from .exceptions import ConfigError, short
 
 DEFAULT_PROMPT = "What is the meaning of life?"
 QUANTIZATIONS = ("int4", "fp16")
@@ -53,22 +54,77 @@ _LISTS = ("models", "gpus", "engines")
 _KEYS = (*_SCALARS, *_LISTS, "local_weights")
 
 
+#: bounds a params file may ask for: beyond them a run cannot finish, or a typo wrapped a number
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 20
+MAX_REPETITIONS = 10_000
+MAX_WARMUP = 1_000
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_PROMPT_BYTES = 64 * 1024
+MAX_SEED = 2**32 - 1
+MAX_SHARDS = 64
+
+
 def load(path: str | Path) -> Params:
     """Read and validate a params file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: params file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a params file") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read params file ({e.strerror})") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"{path}: over {MAX_BYTES >> 20} MiB: not a params file")
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    return from_dict(parse_yaml(text, str(path)), source=str(path), default_name=path.stem)
+
+
+def parse_yaml(text: str, source: str):
+    """YAML as a params file may use it: no anchors or aliases (an alias bomb expands to gigabytes),
+    no duplicate keys (the last would silently win), nesting at most MAX_DEPTH deep."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
+        where = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
         line = f" at line {where.line + 1}" if where else ""
-        raise ConfigError(f"{path}: not valid YAML{line}: {getattr(e, 'problem', e)}") from None
-    return from_dict(raw, source=str(path), default_name=path.stem)
+        raise ConfigError(f"{source}: not valid YAML{line}: {getattr(e, 'problem', None) or e}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply (at most {MAX_DEPTH} levels)") from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "anchors and aliases (*name) are not allowed",
+                                              event.start_mark)
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                              self.peek_event().start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {short(key)}",
+                                                        key_node.start_mark)
+            seen.add(key) if isinstance(key, str) else None
+        return super().construct_mapping(node, deep=deep)
 
 
 def from_dict(raw: Any, *, source: str = "<params>", default_name: str = "run") -> Params:
@@ -91,7 +147,7 @@ def from_dict(raw: Any, *, source: str = "<params>", default_name: str = "run") 
         value = raw[key]
         if isinstance(value, bool) or not isinstance(value, typ):
             names = typ.__name__ if isinstance(typ, type) else "number"
-            raise fail(key, f"expected {names}, got {type(value).__name__} {value!r}")
+            raise fail(key, f"expected {names}, got {type(value).__name__} {short(value)}")
         kw[key] = value
 
     name = kw.setdefault("name", default_name)
@@ -99,12 +155,7 @@ def from_dict(raw: Any, *, source: str = "<params>", default_name: str = "run") 
         raise fail("name", f"{name!r} is not a valid run name (letters, digits, '.', '_', '-')")
     _check_choice(fail, "quantization", kw.get("quantization", "int4"), QUANTIZATIONS)
     _check_choice(fail, "weights", kw.get("weights", "synthetic"), WEIGHT_SOURCES)
-    for key, low in (("gen_len", 1), ("repetitions", 1), ("warmup", 0), ("num_shards", 1),
-                     ("min_time_s", 0), ("timeout_s", 1)):
-        if key in kw and kw[key] < low:
-            raise fail(key, f"must be at least {low}, got {kw[key]}")
-    if "prompt" in kw and not kw["prompt"].strip():
-        raise fail("prompt", "must not be empty")
+    _check_bounds(fail, kw)
 
     kw["models"] = [_model(fail, m) for m in _list(fail, raw, "models")]
     kw["gpus"] = [_gpu(fail, g) for g in _list(fail, raw, "gpus")]
@@ -115,12 +166,58 @@ def from_dict(raw: Any, *, source: str = "<params>", default_name: str = "run") 
         spec = models.get_model(model)
         if kw.get("weights", "synthetic") == "hub" and model not in kw["local_weights"] and not spec.hf_repo:
             raise fail("weights", f"model {model!r} has no Hugging Face repository; use synthetic")
+    _check_context(fail, kw)
     return Params(**kw)
 
 
+def _check_bounds(fail, kw) -> None:
+    """Every number between what makes sense and what the machine can do; finite, and no huge prompt."""
+    bounds = (("gen_len", 1, None), ("repetitions", 1, MAX_REPETITIONS), ("warmup", 0, MAX_WARMUP),
+              ("num_shards", 1, MAX_SHARDS), ("min_time_s", 0, MAX_TIMEOUT_S), ("timeout_s", 1, MAX_TIMEOUT_S),
+              ("seed", 0, MAX_SEED))
+    for key, low, high in bounds:
+        if key not in kw:
+            continue
+        value = kw[key]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise fail(key, f"must be a finite number, got {value}")
+        if value < low:
+            raise fail(key, f"must be at least {low}, got {short(value)}")
+        if high is not None and value > high:
+            raise fail(key, f"must be at most {high:g}, got {short(value)}")
+    prompt = kw.get("prompt")
+    if prompt is not None and not prompt.strip():
+        raise fail("prompt", "must not be empty")
+    if prompt is not None and len(prompt.encode()) > MAX_PROMPT_BYTES:
+        raise fail("prompt", f"over {MAX_PROMPT_BYTES // 1024} KiB")
+
+
+def _check_context(fail, kw) -> None:
+    """The prompt and the tokens to generate fit in every model's context."""
+    gen_len = kw.get("gen_len", 256)
+    prompt_tokens = _prompt_tokens(kw.get("prompt", DEFAULT_PROMPT))
+    for model in kw["models"]:
+        context = models.get_model(model).max_position_embeddings
+        if prompt_tokens + gen_len > context:
+            raise fail("gen_len", f"{gen_len} tokens after a {prompt_tokens}-token prompt exceed the "
+                                  f"{context}-token context of {model}")
+
+
+def _prompt_tokens(prompt: str) -> int:
+    """The prompt's length in tokens; where no tokenizer is installed, a lower bound (no Llama
+    token is longer than 16 bytes, and BOS comes first)."""
+    from . import tokenizer
+    from .exceptions import EngineError
+
+    try:
+        return len(tokenizer.prompt_ids(prompt)[0])
+    except EngineError:
+        return 1 + len(prompt.encode()) // 16
+
+
 def _check_choice(fail, key, value, choices):
-    if value not in choices:
-        raise fail(key, f"{value!r} is not one of: {', '.join(choices)}")
+    if not isinstance(value, str) or value not in choices:
+        raise fail(key, f"{short(value)} is not one of: {', '.join(choices)}")
 
 
 def _list(fail, raw, key) -> list:
@@ -132,7 +229,7 @@ def _list(fail, raw, key) -> list:
 
 def _model(fail, value) -> str:
     if not isinstance(value, str) or value not in models.MODELS:
-        raise fail("models", f"unknown model {value!r}; valid models: {', '.join(models.MODELS)}")
+        raise fail("models", f"unknown model {short(value)}; valid models: {', '.join(models.MODELS)}")
     return value
 
 
@@ -141,12 +238,12 @@ def _gpu(fail, value) -> GpuChoice:
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, dict) or set(value) - {"name", "count"} or "name" not in value:
-        raise fail("gpus", f"each entry is a GPU name or {{name, count}}; got {value!r}")
+        raise fail("gpus", f"each entry is a GPU name or {{name, count}}; got {short(value)}")
     name, count = value["name"], value.get("count", 1)
-    if name != gpus.AUTO and name not in gpus.GPUS:
-        raise fail("gpus", f"unknown GPU {name!r}; valid GPUs: {valid}")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise fail("gpus", f"count of {name!r} must be a whole number >= 1, got {count!r}")
+    if not isinstance(name, str) or (name != gpus.AUTO and name not in gpus.GPUS):
+        raise fail("gpus", f"unknown GPU {short(name)}; valid GPUs: {valid}")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SHARDS:
+        raise fail("gpus", f"count of {name!r} must be a whole number from 1 to {MAX_SHARDS}, got {short(count)}")
     if name == "cpu" and count != 1:
         raise fail("gpus", "cpu takes no count")
     return GpuChoice(name, count)
@@ -156,11 +253,11 @@ def _engine(fail, value) -> EngineChoice:
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, dict) or "name" not in value:
-        raise fail("engines", f"each entry is an engine name or {{name, options...}}; got {value!r}")
+        raise fail("engines", f"each entry is an engine name or {{name, options...}}; got {short(value)}")
     options = {k: v for k, v in value.items() if k not in ("name", "quantization")}
     name, quant = value["name"], value.get("quantization")
-    if name not in engines.registry:
-        raise fail("engines", f"unknown engine {name!r}; valid engines: {', '.join(engines.registry)}")
+    if not isinstance(name, str) or name not in engines.registry:
+        raise fail("engines", f"unknown engine {short(name)}; valid engines: {', '.join(engines.registry)}")
     if quant is not None:
         _check_choice(fail, f"engines.{name}.quantization", quant, QUANTIZATIONS)
     try:
@@ -184,7 +281,7 @@ def _local_weights(fail, value, model_names) -> dict[str, str]:
         raise fail("local_weights", "expected a mapping of model name to a local path")
     for model, path in value.items():
         if model not in model_names:
-            raise fail("local_weights", f"{model!r} is not among this file's models: {', '.join(model_names)}")
+            raise fail("local_weights", f"{short(model)} is not among this file's models: {', '.join(model_names)}")
         if not isinstance(path, str):
             raise fail("local_weights", f"path for {model!r} must be a string")
     return dict(value)

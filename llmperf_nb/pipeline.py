@@ -31,8 +31,6 @@ class Summary:
 
 def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local", force: bool = False,
         progress: bool = True, only: str | None = None) -> Summary:
-    from tqdm.auto import tqdm
-
     out_dir, cache_dir = Path(out_dir).resolve(), Path(cache_dir).resolve()
     results_dir = out_dir / "results"
     todo = expand(params)
@@ -42,6 +40,18 @@ def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local"
         todo = [c for c in todo if fnmatch.fnmatch(c.id, only)]
         if not todo:
             raise LlmPerfError(f"--only {only!r} matches no cell of {params.name}; cells are named like {expand(params)[0].id}")
+    results_dir.mkdir(parents=True, exist_ok=True)
+    with process.exclusive(out_dir / LOCK_FILE, what=f"a run into {out_dir.name}"):
+        return _run_cells(todo, params, results_dir, cache_dir, runner, force, progress)
+
+
+#: held (flock) by the run writing into a report folder: one run per folder at a time
+LOCK_FILE = ".llmperf-nb.lock"
+
+
+def _run_cells(todo, params, results_dir, cache_dir, runner, force, progress) -> Summary:
+    from tqdm.auto import tqdm
+
     summary = Summary()
     term = terminal()
     bar = tqdm(total=len(todo), unit="cell", desc=params.name, disable=not progress, file=term)
@@ -79,7 +89,11 @@ def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str) -> 
     Returns its status."""
     folder = CellDir(cell_dir)
     for stale in folder.stale():
-        stale.unlink(missing_ok=True)
+        # the old result stays until a new one replaces it (atomically): --force loses nothing
+        if stale != folder.result:
+            stale.unlink(missing_ok=True)
+    for partial in folder.path.glob("*.tmp"):
+        partial.unlink()
     cell.save(cell_dir)
     started = results.now()
     for step in STEPS:
@@ -89,6 +103,11 @@ def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str) -> 
                     {"cell_dir": ".", "cache_dir": str(cache_dir), "runner": runner}, cwd=cell_dir)
         except NotebookFailed as e:
             return _write_failed(cell, folder, started, step.name, f"{e.ename}: {e.evalue}")
+        except OSError as e:  # a full disk: the cell fails with one line (if that can still be written)
+            return _write_failed(cell, folder, started, step.name, f"{e.strerror or e}: {e.filename or ''}")
+        except KeyboardInterrupt as e:
+            _write_interrupted(cell, folder, started, step.name, str(e) or "SIGINT")
+            raise
         if step.name == "setup":
             skip = json.loads(folder.output("setup").read_text()).get("skip")
             if skip:
@@ -104,6 +123,15 @@ def _write_failed(cell, folder: CellDir, started: str, step: str, message: str) 
     said = [line[len("error: "):] for line in text.splitlines() if line.startswith("error: ")]
     first = said[-1] if said else (message.strip().splitlines() or ["failed"])[0]
     return _write_other(cell, folder, started, "failed", {"message": first, "step": step, "log_tail": tail})
+
+
+def _write_interrupted(cell, folder: CellDir, started: str, step: str, how: str) -> None:
+    """Mark the cell as interrupted (a failure: the next run measures it again), unless a good
+    result from an earlier run is there (--force): that one is kept until a new one is complete."""
+    if _finished(folder.path):
+        return
+    message = f"interrupted ({how}) during the {step} step; run again to measure it"
+    _write_other(cell, folder, started, "failed", {"message": message, "step": step, "log_tail": None})
 
 
 def _write_other(cell, folder: CellDir, started: str, status: str, error: dict) -> str:

@@ -6,6 +6,7 @@ in; on failure the error carries the command, its exit code and the tail of its 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .exceptions import ProcessError, StepTimeout
+from .exceptions import LlmPerfError, ProcessError, StepTimeout
 
 #: Variables a benchmark process may see. Anything else (tokens, keys, cloud credentials) stays
 #: out unless a caller names it in ``extra_env``.
@@ -74,7 +75,7 @@ def run(
         proc = subprocess.Popen(
             argv, cwd=cwd, env=child_env(extra_env), stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_parent_hook(),
         )
     except FileNotFoundError:
         raise ProcessError(argv, 127, f"{argv[0]}: program not found") from None
@@ -160,19 +161,173 @@ def _pump(proc, lines, recent, on_line, deadline):
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    """Stop the whole process group: TERM, then KILL after a grace period."""
-    if proc.poll() is not None:
-        return
+    """Stop the whole process group: TERM, then KILL after a grace period. The group is signalled
+    even when its leader has already exited: what it started may still run."""
     for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
+        except (ProcessLookupError, PermissionError):
+            break
         try:
             proc.wait(timeout=grace)
-            return
         except subprocess.TimeoutExpired:
             continue
+        if not _group_alive(proc.pid):
+            break
+        time.sleep(0.1)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+# Every run owns its process tree. Each child runs in its own session (so a timeout stops its
+# whole group), and is told by the kernel to die when its parent dies (PR_SET_PDEATHSIG): the
+# kernel, step, driver chain then ends link by link when the CLI is killed, even by SIGKILL,
+# which no handler sees. The CLI is also a subreaper (own_tree), so that whatever a process
+# orphans is reparented to it, and swept when it exits.
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with_parent_hook():
+    """A preexec_fn setting the child's parent-death signal, or None where that cannot work: off
+    Linux, or off the main thread (the signal fires when the *thread* that started the child
+    ends, and a helper thread ends early)."""
+    import threading
+
+    prctl = _prctl()
+    if prctl is None or threading.current_thread() is not threading.main_thread():
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the line above: nobody would tell us
+            os._exit(1)
+
+    return hook
+
+
+def die_with_parent(parent: int | None) -> None:
+    """Have this process killed when ``parent`` (its parent's pid) dies; for a process that was
+    not started by :func:`run`, such as a notebook kernel (its launcher names the parent)."""
+    prctl = _prctl()
+    if prctl is None or parent is None or os.getppid() != parent:
+        return
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached the CLI: handled as Ctrl-C is (the cell is marked, the tree ended)."""
+
+
+@contextlib.contextmanager
+def own_tree():
+    """While the block runs, this process is the subreaper of everything it starts, SIGTERM and
+    SIGHUP interrupt it as Ctrl-C does, and on the way out every descendant still running is ended."""
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+    def interrupt(signum, frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        end_descendants()
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, what: str):
+    """Hold an advisory lock on ``path`` while the block runs, or say which process holds it. The
+    kernel drops the lock when its holder dies, so a killed run leaves no stale lock behind."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise LlmPerfError(f"{what} is already going ({holder}); wait for it or stop it first") from None
+        os.ftruncate(fd, 0)
+        # no argv: it holds machine paths, and the lock lies in a folder that may be published
+        os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def end_descendants(grace: float = 3.0) -> None:
+    """TERM every process below this one, then KILL what is left after ``grace`` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = descendants()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            _reap()
+            if not [p for p in descendants() if p in pids]:
+                return
+            time.sleep(0.05)
+
+
+def _reap() -> None:
+    """Collect exited children (orphans reparented here are ours to wait for)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def descendants(pid: int | None = None) -> list[int]:
+    """The pids below ``pid`` (default: this process), from /proc, parents before children."""
+    pid = os.getpid() if pid is None else pid
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                state, ppid = f.read().rsplit(")", 1)[1].split()[:2]
+        except (OSError, ValueError):
+            continue
+        if state == "Z":  # exited already; its parent collects it
+            continue
+        ppid = int(ppid)
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop(0)
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
 
 
 def python() -> str:

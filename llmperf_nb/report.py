@@ -16,6 +16,7 @@ from pathlib import Path
 from . import analysis, results
 from .exceptions import LlmPerfError, SchemaError
 from .execute import execute
+from .jsonfile import write_text
 from .paths import notebook
 
 #: anything the page would fetch from elsewhere (scripts, images, styles, fonts): the report must
@@ -26,19 +27,32 @@ EXTERNAL = re.compile(r"""(?:\bsrc\s*=|<link\b[^>]*\bhref\s*=|@import|url\()\s*[
 def build(results_dir: Path, out_dir: Path, title: str | None = None) -> Path:
     """Rebuild index.html and README.md in ``out_dir`` from the result files alone."""
     results_dir, out_dir = Path(results_dir).resolve(), Path(out_dir).resolve()
-    docs = results.load_dir(results_dir)
+    docs = [analysis.escaped(d) for d in results.load_dir(results_dir)]
     if not docs:
         raise SchemaError(f"no result files (result.json) under {results_dir}")
-    title = title or docs[0]["run"]
+    title = analysis.escaped(title) if title else docs[0]["run"]
     out_dir.mkdir(parents=True, exist_ok=True)
-    executed = out_dir / "analysis.ipynb"
+    # the notebook runs into a new file: a failure (a full disk) leaves the last good report whole
+    executed, new = out_dir / "analysis.ipynb", out_dir / "analysis.new.ipynb"
     # relative to the report folder, where the notebook runs: no machine path in the published page
     rel = os.path.relpath(results_dir, out_dir)
-    execute(notebook("analysis"), executed, {"results_dir": rel, "title": title}, cwd=out_dir)
-    html = export_html(executed)
-    (out_dir / "index.html").write_text(html)
-    (out_dir / "README.md").write_text(readme(docs, title, results_dir, out_dir))
+    try:
+        execute(notebook("analysis"), new, {"results_dir": rel, "title": title}, cwd=out_dir)
+        write_text(out_dir / "index.html", export_html(new))
+        write_text(out_dir / "README.md", readme(docs, title, results_dir, out_dir))
+        os.replace(new, executed)
+        if _log(new).exists():
+            os.replace(_log(new), _log(executed))
+    except OSError as e:
+        raise LlmPerfError(f"{out_dir}: report not written ({e.strerror or e}); the previous one is kept") from None
+    finally:
+        new.unlink(missing_ok=True)
+        _log(new).unlink(missing_ok=True)
     return out_dir / "index.html"
+
+
+def _log(notebook_path: Path) -> Path:
+    return notebook_path.with_name(notebook_path.name + ".kernel.log")
 
 
 def export_html(executed: Path) -> str:

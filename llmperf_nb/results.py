@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -168,17 +170,31 @@ def write(doc: dict, path: Path) -> Path:
 def load(path: str | Path) -> dict:
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        raise SchemaError(f"{path}: a folder where a result file should be") from None
+    except UnicodeDecodeError:
+        raise SchemaError(f"{path}: not a result file (not UTF-8 text)") from None
+    except OSError as e:
+        raise SchemaError(f"{path}: cannot be read ({e.strerror or e})") from None
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise SchemaError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    except RecursionError:
+        raise SchemaError(f"{path}: not a result file (nested too deeply)") from None
     validate(doc, source=str(path))
     return doc
 
 
 def load_dir(results_dir: str | Path) -> list[dict]:
-    """Every result file below ``results_dir``, sorted by cell id."""
-    paths = sorted(Path(results_dir).rglob(RESULT_NAME))
-    return sorted((load(p) for p in paths), key=lambda d: d["cell_id"])
+    """Every result file below ``results_dir``, sorted by cell id. A name that is there but cannot
+    be read (a folder, a dangling link, a link loop) is an error, never a cell silently left out."""
+    paths = []
+    for folder, _dirs, names in os.walk(results_dir):
+        if RESULT_NAME in names or os.path.lexists(os.path.join(folder, RESULT_NAME)):
+            paths.append(Path(folder) / RESULT_NAME)
+    return sorted((load(p) for p in sorted(paths)), key=lambda d: d["cell_id"])
 
 
 def validate(doc: dict, source: str = "<result>") -> None:
@@ -195,7 +211,38 @@ def validate(doc: dict, source: str = "<result>") -> None:
         jsonschema.validate(doc, _schema())
     except jsonschema.ValidationError as e:
         where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
-        raise SchemaError(f"{source}: invalid result at {where}: {e.message}") from None
+        raise SchemaError(f"{source}: invalid result at {where}: {e.message[:200]}") from None
+    problem = _bad_value(doc)
+    if problem:
+        raise SchemaError(f"{source}: invalid result at {problem}")
+
+
+#: times, rates, counts and energies, which a measurement never makes negative
+_NON_NEGATIVE = {
+    "prefill_s", "prefill_tok_s", "ttft_s", "decode_s", "decode_tok_s", "token_latencies_s", "decode_energy_j",
+    "decode_mean_w", "prompt_tokens", "gen_tokens", "mean", "median", "std", "min", "max", "p50", "p90", "p99",
+    "n", "requested", "actual", "warmup", "peak_mem_bytes",
+}
+_MEASURED = {"samples", "warmup_samples", "token_latency_s", "repetitions", *METRICS}
+
+
+def _bad_value(value, where: str = "", key: str = "", measured: bool = False) -> str | None:
+    """Where the document holds a number that is not finite, or a negative time, rate or count."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _bad_value(v, f"{where}/{k}" if where else str(k), k, measured or k in _MEASURED)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _bad_value(v, f"{where}/{i}", key, measured)
+            if found:
+                return found
+    elif isinstance(value, float) and not math.isfinite(value):
+        return f"{where}: {value} is not a number a result may hold"
+    elif measured and key in _NON_NEGATIVE and isinstance(value, int | float) and value < 0:
+        return f"{where}: {value} is negative (a time, rate or count)"
+    return None
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from llmperf_nb import compare, report, results
+from llmperf_nb.exceptions import SchemaError
 from llmperf_nb.measurement import Measurement
 
 from .conftest import cli, new_cell
@@ -89,7 +90,9 @@ def test_cells_only_on_one_side_and_failed_cells_are_listed():
     assert failed.decode is None and failed.verdict == "not compared: ok in A, failed in B"
     out = compare.text(cmp)
     assert "only in A: Llama-2-13b-chat-hf__h200__llama_cpp__int4" in out
-    assert out.rstrip().splitlines()[-1] == "0 regressions; 2 cells in both; 1 only in A, 1 only in B"
+    assert out.rstrip().splitlines()[-1] == ("0 regressions; 2 cells in both; 1 only in A, 1 only in B; "
+                                              "1 failed in B: Llama-2-7b-chat-hf__h200__vllm__int4")
+    assert cmp.exit_code() == compare.INCOMPLETE_EXIT
 
 
 def test_cli_exits_3_on_a_regression_and_writes_self_contained_html(tmp_path):
@@ -127,3 +130,63 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert done.stderr.startswith("llmperf-nb: error: ") and len(done.stderr.strip().splitlines()) == 1
         assert "Traceback" not in done.stderr
+
+
+def _edit(results_dir: Path, change) -> Path:
+    """Rewrite the one result file below ``results_dir`` as a hostile user would, with json's NaN."""
+    import json
+
+    [path] = results_dir.rglob(results.RESULT_NAME)
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1281.5])
+def test_nonsense_numbers_in_a_result_file_are_refused_with_the_file_named(tmp_path, value):
+    b = write_dir(tmp_path / "b", make_doc(SLOWER))
+    path = _edit(b, lambda d: d["samples"][0].update(decode_tok_s=value))
+    with pytest.raises(SchemaError, match=r"samples/0/decode_tok_s"):
+        results.load(path)
+    done = cli("compare", write_dir(tmp_path / "a", make_doc(A)), b)
+    assert done.returncode == 2 and str(path) in done.stderr and len(done.stderr.splitlines()) == 1
+    summary = _edit(b, lambda d: (d["samples"][0].update(decode_tok_s=90.0), d["decode_tok_s"].update(mean=value)))
+    with pytest.raises(SchemaError, match="decode_tok_s/mean"):
+        results.load(summary)
+
+
+@pytest.mark.parametrize("threshold", ["nan", "inf", "-0.1", "1", "5"])
+def test_a_nonsense_threshold_is_refused(tmp_path, threshold):
+    a = write_dir(tmp_path / "a", make_doc(A))
+    done = cli("compare", a, write_dir(tmp_path / "b", make_doc([50.0, 51.0, 49.0, 50.0, 50.0])),
+               f"--threshold={threshold}")
+    assert done.returncode == 2 and "--threshold" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_a_failed_candidate_cell_or_nothing_in_common_fails_the_gate(tmp_path):
+    a = write_dir(tmp_path / "a", make_doc(A))
+    failed = cli("compare", a, write_dir(tmp_path / "b", make_doc(A, status="failed")))
+    assert failed.returncode == compare.INCOMPLETE_EXIT == 4 and "1 failed in B" in failed.stdout
+    disjoint = cli("compare", a, write_dir(tmp_path / "c", make_doc(A, engine="vllm")))
+    assert disjoint.returncode == 4 and "nothing compared" in disjoint.stdout
+
+
+@pytest.mark.parametrize("kind", ["loop", "folder", "not-utf8", "deep"])
+def test_an_unreadable_result_file_is_one_line_never_silently_left_out(tmp_path, kind):
+    a = write_dir(tmp_path / "a", make_doc(A))
+    cell = tmp_path / "a" / "results" / "x"
+    cell.mkdir()
+    bad = cell / results.RESULT_NAME
+    if kind == "loop":
+        bad.symlink_to(bad)
+    elif kind == "folder":
+        bad.mkdir()
+    elif kind == "not-utf8":
+        bad.write_bytes(b"\xff\xfe{}")
+    else:
+        bad.write_text("[" * 100_000)
+    with pytest.raises(SchemaError, match=str(bad)):
+        results.load_dir(a)
+    done = cli("report", a)
+    assert done.returncode != 0 and str(bad) in done.stderr and len(done.stderr.splitlines()) == 1

@@ -1,3 +1,4 @@
+import time
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,55 @@ def test_cli_bad_params_one_line_exit_2_no_traceback(tmp_path):
 def test_cli_missing_params_file(tmp_path):
     done = cli("run", tmp_path / "nope.yaml")
     assert done.returncode == 2 and "params file not found" in done.stderr and "Traceback" not in done.stderr
+
+
+# --- hostile input: refused early, one short line, nothing echoed at length ---------------------
+
+BASE = "name: x\nmodels: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp]\n"
+BOMB = ('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
+        + "".join(f"{c}: &{c} [{','.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)))
+
+
+@pytest.mark.parametrize("text, said", [
+    (BASE + "gen_len: 100000000000000000000\n", "exceed the 2048-token context of tiny-llama"),
+    (BASE + "gen_len: 2041\n", "exceed the 2048-token context"),
+    (BASE + "timeout_s: .inf\n", "timeout_s: must be a finite number, got inf"),
+    (BASE + "timeout_s: .nan\n", "timeout_s: must be a finite number, got nan"),
+    (BASE + "timeout_s: -1\n", "timeout_s: must be at least 1"),
+    (BASE + "min_time_s: .inf\n", "min_time_s: must be a finite number"),
+    (BASE + "repetitions: 1000000000\n", "repetitions: must be at most 10000"),
+    (BASE + "prompt: " + "x" * 70_000 + "\n", "prompt: over 64 KiB"),
+    (BASE + "gen_len: 16\ngen_len: 32\n", "duplicate key 'gen_len'"),
+    ("name: [a, b]\nmodels: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp]\n", "name: expected str, got list"),
+    ("models: [[tiny-llama]]\ngpus: [cpu]\nengines: [llama_cpp]\n", "unknown model ['tiny-llama']"),
+    ("models: [tiny-llama]\ngpus: [{name: [cpu]}]\nengines: [llama_cpp]\n", "unknown GPU ['cpu']"),
+    ("models: [tiny-llama]\ngpus: [cpu]\nengines: [{name: [llama_cpp]}]\n", "unknown engine ['llama_cpp']"),
+    (BASE.replace("[llama_cpp]", "[{name: llama_cpp, threads: " + "[" * 100_000 + "]") + "\n", "nested"),
+    (BASE + BOMB, "anchors and aliases"),
+    (BASE + "prompt: " + "y" * 5000 + "\ngen_len: [" + "z" * 5000 + "]\n", "expected int, got list"),
+])
+def test_hostile_params_are_one_short_line(tmp_path, text, said):
+    p = tmp_path / "p.yaml"
+    p.write_text(text)
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as err:
+        params.load(p)
+    assert time.monotonic() - start < 5
+    assert said in str(err.value) and len(str(err.value)) < 400 and "\n" not in str(err.value)
+
+
+def test_non_utf8_params_and_a_folder_are_one_line_from_the_cli(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(BASE.encode() + b"prompt: \xff\xfe\n")
+    for path, said in ((bad, "not UTF-8"), (tmp_path, "a folder")):
+        done = cli("run", path, "--out", tmp_path / "out")
+        assert done.returncode == 2 and said in done.stderr and len(done.stderr.splitlines()) == 1
+        assert "Traceback" not in done.stderr
+
+
+def test_an_option_must_be_finite():
+    with pytest.raises(ConfigError, match="must be a finite number"):
+        params.from_dict({"models": ["tiny-llama"], "gpus": ["cpu"],
+                          "engines": [{"name": "vllm", "gpu_memory_utilization": float("nan")}]})
+    with pytest.raises(ConfigError, match="out of range"):
+        params.from_dict({"models": ["tiny-llama"], "gpus": ["cpu"], "engines": [{"name": "llama_cpp", "threads": 10**20}]})

@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 import time
 
@@ -6,6 +7,8 @@ import pytest
 
 from llmperf_nb import process
 from llmperf_nb.exceptions import ProcessError, StepTimeout
+
+from .conftest import ROOT
 
 
 def test_output_streams_and_returns():
@@ -62,3 +65,27 @@ def test_environment_is_allow_listed(monkeypatch):
 def test_missing_program_is_a_clear_error():
     with pytest.raises(ProcessError, match="program not found"):
         process.run(["no-such-program-xyz"])
+
+
+def test_timeout_also_ends_what_the_child_started_in_its_own_session(tmp_path):
+    # the step starts the driver through process.run (a new session): the driver dies with the step
+    marker = tmp_path / "grandchild-pid"
+    code = ("import subprocess,sys,time; from llmperf_nb import process; "
+            "p = subprocess.Popen(['sleep','60'], start_new_session=True, preexec_fn=process._die_with_parent_hook()); "
+            f"open({str(marker)!r},'w').write(str(p.pid)); time.sleep(60)")
+    with pytest.raises(StepTimeout):
+        process.run([sys.executable, "-c", code], timeout=3, extra_env={"PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 5
+    while _running(int(marker.read_text())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(int(marker.read_text()))
+
+
+def test_own_tree_ends_orphans_on_the_way_out(tmp_path):
+    # a child that double-forks and exits: its orphan is reparented to the subreaper and swept
+    marker = tmp_path / "orphan-pid"
+    code = ("import subprocess,sys\nfrom llmperf_nb import process\nwith process.own_tree():\n"
+            f"    subprocess.run([sys.executable, '-c', \"import subprocess; p = subprocess.Popen(['sleep', '60'], "
+            f"start_new_session=True); open({str(marker)!r}, 'w').write(str(p.pid))\"])\n")
+    subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=30, check=True)
+    assert not _running(int(marker.read_text()))

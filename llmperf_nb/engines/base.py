@@ -9,6 +9,7 @@ processes and containers is the runners' job; no engine starts a process itself 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, short
 from ..measurement import Measurement
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class Engine(ABC):
         unknown = sorted(set(values) - set(fields))
         if unknown:
             valid = ", ".join(fields) or "none"
-            raise ConfigError(f"unknown option {unknown[0]!r}; valid options: {valid}")
+            raise ConfigError(f"unknown option {short(unknown[0])}; valid options: {valid}")
         hints = typing.get_type_hints(self.options_class)
         for key, value in values.items():
             _check_type(key, value, hints[key])
@@ -273,6 +274,10 @@ def crosscheck_note(check: dict) -> str:
 
 
 def _check_type(key, value, hint) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"option {short(key)}: must be a finite number, got {value}")
+    if isinstance(value, int) and not -(2**31) <= value < 2**31:  # engines take options as C ints
+        raise ConfigError(f"option {short(key)}: {short(value)} is out of range")
     origin = typing.get_origin(hint)
     allowed = typing.get_args(hint) if origin in (typing.Union, getattr(__import__("types"), "UnionType", ())) else (hint,)
     for typ in allowed:
@@ -292,4 +297,4 @@ def _check_type(key, value, hint) -> None:
             names.extend(repr(v) for v in typing.get_args(typ))
         else:
             names.append(getattr(typ, "__name__", str(typ)))
-    raise ConfigError(f"option {key!r}: {value!r} is not one of: {', '.join(names)}")
+    raise ConfigError(f"option {short(key)}: {short(value)} is not one of: {', '.join(names)}")
