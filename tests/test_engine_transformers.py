@@ -175,7 +175,9 @@ def run_cell(c: Cell, prepared, tmp_path):
 @pytest.fixture(scope="module")
 def cpu_runs(tiny_checkpoint, tmp_path_factory):
     pytest.importorskip("torch")
-    return {cache: run_cell(cell(cache=cache), tiny_checkpoint, tmp_path_factory.mktemp(cache))
+    # the dynamic cell also runs the cross-check against transformers' own generate()
+    return {cache: run_cell(cell(cache=cache, crosscheck=cache == "dynamic"), tiny_checkpoint,
+                            tmp_path_factory.mktemp(cache))
             for cache in ("dynamic", "static")}
 
 
@@ -204,6 +206,29 @@ def test_dynamic_and_static_caches_decode_the_same_tokens(cpu_runs):
     firsts = {cache: [s["token_ids"][:8] for s in m.samples + m.warmup_samples] for cache, (m, _) in cpu_runs.items()}
     assert firsts["dynamic"] == firsts["static"]
     assert len({tuple(f) for f in firsts["dynamic"]}) == 1  # and every repetition agrees
+
+
+@pytest.mark.slow
+def test_every_repetition_decodes_the_same_tokens_with_a_fresh_dynamic_cache(cpu_runs):
+    # the bug this guards: DynamicCache.reset() kept the last repetition's (zeroed) keys, so each
+    # repetition attended over more positions and decoded other tokens from the first one on
+    for cache, (m, _) in cpu_runs.items():
+        assert len({s["token_ids_sha256"] for s in m.samples + m.warmup_samples}) == 1, cache
+        doc = results.build(cell=cell(cache=cache), status="ok", started_at=results.now(),
+                            engine_label=ENGINE.label, measurement=m)
+        assert doc["work"]["identical_tokens"] is True and results.problems(doc) == []
+
+
+@pytest.mark.slow
+def test_crosscheck_against_generate(cpu_runs):
+    m, raw = cpu_runs["dynamic"]
+    check = raw["crosscheck"]
+    assert check["tool"] == "transformers generate()" and "error" not in check
+    assert check["gen_tokens"] == [32] * 3 and len(check["decode_tok_s_samples"]) == 2
+    assert check["same_tokens_as_harness"] is True  # greedy, same weights, same cache kind
+    assert check["difference"] == pytest.approx(check["harness_decode_tok_s_mean"] / check["decode_tok_s_mean"] - 1)
+    assert any(n.startswith("cross-check: transformers generate() on the same weights gave") for n in m.notes)
+    assert raw["versions"]["transformers"] and raw["gc_policy"]
 
 
 @pytest.mark.slow

@@ -140,6 +140,20 @@ def measure(one_run, args, continuous: bool = False) -> dict:
     return doc
 
 
+def compare_with_tool(tool: str, argv: list[str], theirs: list[float], doc: dict,
+                      digests: list[str] | None = None, **extra) -> dict:
+    """The ``crosscheck`` record every driver writes: the engine's own tool's decode tok/s samples
+    against the harness's measured ones; with ``digests`` (sha256 of each of the tool's token
+    sequences) whether it decoded the same tokens. ``extra``: what the tool adds (build, stops)."""
+    ours = [s["decode_tok_s"] for s in doc["samples"]]
+    mean_theirs, mean_ours = sum(theirs) / len(theirs), sum(ours) / len(ours)
+    out = {"tool": tool, "argv": argv, "decode_tok_s_samples": theirs, "decode_tok_s_mean": mean_theirs,
+           "harness_decode_tok_s_mean": mean_ours, "difference": mean_ours / mean_theirs - 1, **extra}
+    if digests is not None:
+        out["same_tokens_as_harness"] = set(digests) == {s["token_ids_sha256"] for s in doc["samples"]}
+    return out
+
+
 def guarded_crosscheck(tool: str, fn, *args) -> dict:
     """Run an engine's own tool after the measurement; if it fails, say how, keeping the measurement
     (the cross-check is then missing from the result and the note says why)."""

@@ -179,16 +179,12 @@ def crosscheck(torch, model, cache, args, ids: list[int], doc: dict) -> dict:
         runs.append({"gen_tokens": len(tokens), "new_tokens": end["new_tokens"], "eos_reason": end["eos_reason"],
                      "decode_tok_s": (end["new_tokens"] - 1) / (end["time_generate"] - end["time_prefill"]),
                      "token_ids_sha256": common.token_digest(tokens)})
-    theirs = [r["decode_tok_s"] for r in runs[1:]]
-    ours = [s["decode_tok_s"] for s in doc["samples"]]
-    mean_theirs, mean_ours = sum(theirs) / len(theirs), sum(ours) / len(ours)
-    same = {r["token_ids_sha256"] for r in runs} == {s["token_ids_sha256"] for s in doc["samples"]}
     call = (f"ExLlamaV2DynamicGenerator(paged=False, max_batch_size=1) + ExLlamaV2DynamicJob(max_new_tokens="
             f"{args.gen_len}, greedy, stop_conditions=None)")
-    return {"tool": "ExLlamaV2 dynamic generator", "argv": [call], "decode_tok_s_samples": theirs,
-            "decode_tok_s_mean": mean_theirs, "harness_decode_tok_s_mean": mean_ours,
-            "difference": mean_ours / mean_theirs - 1, "gen_tokens": [r["gen_tokens"] for r in runs],
-            "eos_reasons": sorted({r["eos_reason"] for r in runs}), "same_tokens_as_harness": same}
+    return common.compare_with_tool("ExLlamaV2 dynamic generator", [call], [r["decode_tok_s"] for r in runs[1:]],
+                                    doc, [r["token_ids_sha256"] for r in runs],
+                                    gen_tokens=[r["gen_tokens"] for r in runs],
+                                    eos_reasons=sorted({r["eos_reason"] for r in runs}))
 
 
 def check(args) -> None:

@@ -144,12 +144,9 @@ def crosscheck(args, doc: dict) -> dict:
     start = out.output.find("[")  # llama-bench logs to stderr, merged here: the JSON starts at "["
     bench = parse_bench_json(out.output[start:])
     theirs = [s["decode_tok_s"] for s in bench.samples]
-    ours = [s["decode_tok_s"] for s in doc["samples"]]
-    mean_theirs, mean_ours = sum(theirs) / len(theirs), sum(ours) / len(ours)
     # the binary by name: its folder is the layout of the machine that ran it
-    return {"tool": "llama-bench", "argv": [os.path.basename(argv[0]), *argv[1:]], "decode_tok_s_samples": theirs,
-            "decode_tok_s_mean": mean_theirs, "harness_decode_tok_s_mean": mean_ours,
-            "difference": mean_ours / mean_theirs - 1, "build_commit": bench.build.get("build_commit")}
+    return common.compare_with_tool("llama-bench", [os.path.basename(argv[0]), *argv[1:]], theirs, doc,
+                                    build_commit=bench.build.get("build_commit"))
 
 
 def quantize(args) -> None:

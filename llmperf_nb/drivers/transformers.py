@@ -284,16 +284,10 @@ def crosscheck(torch, model, args, ids: list[int], doc: dict) -> dict:
         first, last = clock.times[1], clock.times[-1]
         runs.append({"gen_tokens": len(tokens), "decode_tok_s": (len(tokens) - 1) / (last - first),
                      "token_ids_sha256": common.token_digest(tokens)})
-    theirs = [r["decode_tok_s"] for r in runs[1:]]
-    ours = [s["decode_tok_s"] for s in doc["samples"]]
-    mean_theirs, mean_ours = sum(theirs) / len(theirs), sum(ours) / len(ours)
-    same = {r["token_ids_sha256"] for r in runs} == {s["token_ids_sha256"] for s in doc["samples"]}
     call = (f"model.generate(max_new_tokens={args.gen_len}, do_sample=False, eos_token_id=None"
             + (", cache_implementation='static'" if args.cache == "static" else "") + ")")
-    return {"tool": "transformers generate()", "argv": [call], "decode_tok_s_samples": theirs,
-            "decode_tok_s_mean": mean_theirs, "harness_decode_tok_s_mean": mean_ours,
-            "difference": mean_ours / mean_theirs - 1, "gen_tokens": [r["gen_tokens"] for r in runs],
-            "same_tokens_as_harness": same}
+    return common.compare_with_tool("transformers generate()", [call], [r["decode_tok_s"] for r in runs[1:]], doc,
+                                    [r["token_ids_sha256"] for r in runs], gen_tokens=[r["gen_tokens"] for r in runs])
 
 
 def main(argv=None) -> None:
