@@ -453,4 +453,6 @@ def provenance_lines(docs: list[dict]) -> list[str]:
         p = (d.get("provenance") or {}).get("project") or {}
         return None if not p.get("commit") else p["commit"][:12] + (" (dirty tree)" if p.get("dirty") else "")
 
-    return [common_and_exceptions(gpus_of, "GPU UUIDs"), common_and_exceptions(commit_of, "llmperf-nb commit")]
+    gpus = ("GPUs: none, every cell ran on the CPU" if all(d["gpu"]["name"] == "cpu" for d in ok)
+            else common_and_exceptions(gpus_of, "GPU UUIDs"))
+    return [gpus, common_and_exceptions(commit_of, "llmperf-nb commit")]
