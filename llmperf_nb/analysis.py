@@ -238,25 +238,41 @@ def work_statement(docs: list[dict]) -> list[str]:
     lines = []
     for model in dict.fromkeys(d["model"] for d in ordered(docs) if d["status"] == "ok"):
         ok = [d for d in docs if d["status"] == "ok" and d["model"] == model]
-        prompts = {tuple(d.get("prompt_token_ids") or ()) for d in ok}
-        gens = {s.get("gen_tokens") for d in ok for s in d["samples"]}
-        wanted = {d["gen_tokens"]["requested"] for d in ok}
-        checks = [results.work_check(d) for d in ok]
-        unverified = [engine_column(d) for d, c in zip(ok, checks, strict=True) if c["identical_tokens"] is None]
-        differ = [engine_column(d) for d, c in zip(ok, checks, strict=True) if c["identical_tokens"] is False]
-        line = (f"{SHORT.get(model, model)}: {len(ok)} cells; prompt token ids "
-                + ("identical in every cell " + str(list(next(iter(prompts)))) if len(prompts) == 1
-                   else f"DIFFER between cells ({len(prompts)} variants)")
-                + "; " + (f"exactly {next(iter(wanted))} tokens decoded in every repetition" if gens == wanted
-                          and len(wanted) == 1 else f"token counts {sorted(g for g in gens if g is not None)}")
-                + "; " + ("every cell decoded the same tokens in every repetition" if not differ and not unverified
-                          else "; ".join(filter(None, [
-                              f"repetitions decoded different tokens in {', '.join(differ)}" if differ else "",
-                              f"no token ids recorded by {', '.join(unverified)}" if unverified else ""]))))
-        if any(c["compared"] == "first 8 token ids" for c in checks):
+        parts = [f"{SHORT.get(model, model)}: {len(ok)} cells", _prompt_part(ok), _count_part(ok), _tokens_part(ok)]
+        line = "; ".join(parts)
+        if any(results.work_check(d)["compared"] == "first 8 token ids" for d in ok):
             line += " (compared by their first 8 ids: results written before 2026-11-29 kept no more)"
         lines.append(line)
     return lines
+
+
+def _prompt_part(ok: list[dict]) -> str:
+    prompts = {tuple(d.get("prompt_token_ids") or ()) for d in ok}
+    if len(prompts) == 1:
+        return f"prompt token ids identical in every cell {list(next(iter(prompts)))}"
+    return f"prompt token ids DIFFER between cells ({len(prompts)} variants)"
+
+
+def _count_part(ok: list[dict]) -> str:
+    gens = {s.get("gen_tokens") for d in ok for s in d["samples"]}
+    wanted = {d["gen_tokens"]["requested"] for d in ok}
+    if gens == wanted and len(wanted) == 1:
+        return f"exactly {next(iter(wanted))} tokens decoded in every repetition"
+    return f"token counts {sorted(g for g in gens if g is not None)}"
+
+
+def _tokens_part(ok: list[dict]) -> str:
+    same = {True: [], False: [], None: []}
+    for d in ok:
+        same[results.work_check(d)["identical_tokens"]].append(engine_column(d))
+    if not same[False] and not same[None]:
+        return "every cell decoded the same tokens in every repetition"
+    said = []
+    if same[False]:
+        said.append(f"repetitions decoded different tokens in {', '.join(same[False])}")
+    if same[None]:
+        said.append(f"no token ids recorded by {', '.join(same[None])}")
+    return "; ".join(said)
 
 
 def stability_footnote(docs: list[dict]) -> str:
