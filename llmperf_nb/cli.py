@@ -133,7 +133,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .process import own_tree
+    from .process import Interrupted, own_tree
 
     args = parser().parse_args(argv)
     try:
@@ -150,7 +150,9 @@ def main(argv=None) -> int:
         print(f"llmperf-nb: error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
-        how = f"stopped by {e}" if str(e) else "interrupted"
+        # only our own Interrupted names its signal; another KeyboardInterrupt's text can be anything
+        # (nbclient's, when the kernel died under the same Ctrl-C, carries a whole traceback)
+        how = f"stopped by {e}" if isinstance(e, Interrupted) else "interrupted"
         print(f"llmperf-nb: {how}; finished cells are kept, run again to go on", file=sys.stderr)
         return 130
 

@@ -106,7 +106,8 @@ def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str) -> 
         except OSError as e:  # a full disk: the cell fails with one line (if that can still be written)
             return _write_failed(cell, folder, started, step.name, f"{e.strerror or e}: {e.filename or ''}")
         except KeyboardInterrupt as e:
-            _write_interrupted(cell, folder, started, step.name, str(e) or "SIGINT")
+            how = str(e) if isinstance(e, process.Interrupted) else "SIGINT"
+            _write_interrupted(cell, folder, started, step.name, how)
             raise
         if step.name == "setup":
             skip = json.loads(folder.output("setup").read_text()).get("skip")
