@@ -401,3 +401,16 @@ def test_second_run_reuses_the_compiled_library(cpu_run, cache_dir, tmp_path):
     assert first.returncode == 0
     prepared = registry["mlc"].compile(cell("cpu", model="tiny-llama"), {"synthetic": True}, cache_dir, process.run)
     assert prepared.cached and Path(prepared.extra["model_lib"]).exists()
+
+
+def test_step_processes_see_mlc_llm_source(tmp_path, monkeypatch):
+    """A step or driver runs through process.run with an allow-listed environment: MLC_LLM_SOURCE
+    must reach it (on the GPU machine it was dropped, and the cell was skipped as 'source not found')."""
+    src = tmp_path / "mlc-llm-src"
+    (src / "mlc_llm").mkdir(parents=True)
+    (src / "mlc_llm" / "__init__.py").write_text("")
+    monkeypatch.setenv("MLC_LLM_SOURCE", str(src))
+    done = process.run(
+        [sys.executable, "-c", "from llmperf_nb.drivers import mlc_compat; print(mlc_compat.source_dir())"]
+    )
+    assert done.output.strip().splitlines()[-1] == str(src)
