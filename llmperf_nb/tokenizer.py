@@ -4,6 +4,14 @@ The tokenizer is the Llama SentencePiece vocabulary shipped as llama.cpp's vocab
 (llmperf_nb/data/ggml-vocab-llama-spm.gguf), read through llama.cpp where llama-cpp-python is
 installed, else through transformers' GGUF loader. Either gives, for "What is the meaning of
 life?", [1, 1724, 338, 278, 6593, 310, 2834, 29973] (BOS included).
+
+The transformers path does not trust the converted tokenizer to add BOS (transformers 5.17 did
+not, 5.24 does: on the GPU machine the vLLM and MLC cells got 7 ids): it encodes without special
+tokens and adds BOS as the vocabulary's own metadata says (``tokenizer.ggml.add_bos_token``).
+Converting the vocabulary takes 30-50 s, once per process, so the converted tokenizer is kept as a
+``tokenizer.json`` under the cache ($LLMPERF_NB_CACHE or ~/.cache/llmperf-nb, ``tokenizer/``).
+The two paths agree on text that starts with a word (tests/test_tokenizer.py); on a leading space
+llama.cpp keeps SentencePiece's extra "▁" (id 29871) and transformers' conversion does not.
 """
 
 from __future__ import annotations
@@ -50,10 +58,58 @@ def _llama_cpp(text: str) -> list[int]:
 
 
 def _transformers(text: str) -> list[int]:
+    tok, bos, add_bos = _converted()
+    return ([bos] if add_bos else []) + list(tok.encode(text, add_special_tokens=False).ids)
+
+
+def _bos() -> tuple[int, bool]:
+    """The vocabulary's BOS id and whether its model adds it (GGUF metadata; reading it takes seconds)."""
+    import gguf
+
+    fields = gguf.GGUFReader(str(VOCAB_FILE)).fields
+
+    def value(key):
+        f = fields[key]
+        return f.parts[f.data[0]][0]
+
+    return int(value("tokenizer.ggml.bos_token_id")), bool(value("tokenizer.ggml.add_bos_token"))
+
+
+@lru_cache(maxsize=1)
+def _converted():
+    """(transformers' conversion of the GGUF vocabulary as a ``tokenizers.Tokenizer``, BOS id, add
+    BOS?), made once and kept under the cache, keyed by the vocabulary's sha256 and the transformers
+    version: ``<key>.json`` (the tokenizer) and ``<key>.bos.json``."""
+    import hashlib
+    import json
+    import os
+    from importlib.metadata import version
+
+    import tokenizers
+
+    digest = hashlib.sha256(VOCAB_FILE.read_bytes()).hexdigest()[:16]
+    cache = Path(os.environ.get("LLMPERF_NB_CACHE") or Path.home() / ".cache" / "llmperf-nb")
+    key = cache / "tokenizer" / f"{VOCAB_FILE.stem}-{digest}-transformers-{version('transformers')}"
+    saved, meta = key.with_name(key.name + ".json"), key.with_name(key.name + ".bos.json")
+    try:
+        m = json.loads(meta.read_text())
+        return tokenizers.Tokenizer.from_file(str(saved)), int(m["bos"]), bool(m["add_bos"])
+    except Exception:  # absent or damaged: convert below
+        pass
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(str(VOCAB_FILE.parent), gguf_file=VOCAB_FILE.name)
-    return tok(text)["input_ids"]
+    tok = AutoTokenizer.from_pretrained(str(VOCAB_FILE.parent), gguf_file=VOCAB_FILE.name).backend_tokenizer
+    bos, add_bos = _bos()
+    try:
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        for path, write in ((saved, lambda p: tok.save(str(p))),
+                            (meta, lambda p: p.write_text(json.dumps({"bos": bos, "add_bos": add_bos})))):
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            write(tmp)
+            os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only or full cache: convert again next time
+    return tok, bos, add_bos
 
 
 @lru_cache(maxsize=1)
