@@ -124,12 +124,12 @@ def measure(one_run, args, continuous: bool = False) -> dict:
     gc.freeze()  # everything alive now is the loaded engine: never scanned again
     with nvml if nvml is not None else _Null():
         for _ in range(args.warmup):
-            warm.append(_untouched_by_gc(one_run, nvml))
+            warm.append(untouched_by_gc(one_run, nvml))
         measured_from = time.perf_counter()
         while len(samples) < args.reps or (
             time.perf_counter() - measured_from < args.min_time and len(samples) < args.max_reps
         ):
-            samples.append(_untouched_by_gc(one_run, nvml))
+            samples.append(untouched_by_gc(one_run, nvml))
     doc = {"warmup_samples": warm, "samples": samples, "wall_s": time.perf_counter() - started,
            "gc_policy": GC_POLICY}
     if nvml is not None:
@@ -164,8 +164,10 @@ def guarded_crosscheck(tool: str, fn, *args) -> dict:
         return {"tool": tool, "error": f"{type(e).__name__}: {e}"[:2000]}
 
 
-def _untouched_by_gc(one_run, nvml) -> dict:
-    """One repetition with the cyclic collector off; it collects afterwards, outside the timing."""
+def untouched_by_gc(one_run, nvml=None):
+    """One repetition with the cyclic collector off; it collects afterwards, outside the timing.
+    The in-process cross-checks (HF ``generate()``, ExLlamaV2's generator) run each of their
+    repetitions through it too, so both sides of a comparison are timed under one GC policy."""
     gc.disable()
     try:
         return one_run(nvml)

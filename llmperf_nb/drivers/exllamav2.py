@@ -153,11 +153,24 @@ def bench(args) -> None:
     common.write(doc, args.out)
 
 
+def _drain(generator) -> tuple[list[int], dict]:
+    """Run the generator's queued job to its end: (its token ids, its final result)."""
+    tokens, end = [], None
+    while generator.num_remaining_jobs():
+        for r in generator.iterate():
+            if r.get("stage") == "streaming" and "token_ids" in r:
+                tokens.extend(r["token_ids"].flatten().tolist())
+            if r.get("eos"):
+                end = r
+    return tokens, end
+
+
 def crosscheck(torch, model, cache, args, ids: list[int], doc: dict) -> dict:
     """ExLlamaV2's own dynamic generator on the same model and cache: one job of the prompt's ids,
     greedy, ``max_new_tokens = gen_len`` and no stop conditions (EOS ignored), in its unpaged mode
     (batch 1; paged mode needs flash-attn). Decode tok/s from the generator's own clock: (new_tokens
-    - 1) / (time_generate - time_prefill). One warm-up, then as many jobs as the harness measured."""
+    - 1) / (time_generate - time_prefill). One warm-up, then as many jobs as the harness measured,
+    each under the harness's GC policy."""
     from exllamav2 import ExLlamaV2Tokenizer
     from exllamav2.generator import ExLlamaV2DynamicGenerator, ExLlamaV2DynamicJob, ExLlamaV2Sampler
 
@@ -169,13 +182,7 @@ def crosscheck(torch, model, cache, args, ids: list[int], doc: dict) -> dict:
         job = ExLlamaV2DynamicJob(input_ids=torch.tensor([ids], dtype=torch.long), max_new_tokens=args.gen_len,
                                   gen_settings=ExLlamaV2Sampler.Settings.greedy(), stop_conditions=None)
         generator.enqueue(job)
-        tokens, end = [], None
-        while generator.num_remaining_jobs():
-            for r in generator.iterate():
-                if r.get("stage") == "streaming" and "token_ids" in r:
-                    tokens.extend(r["token_ids"].flatten().tolist())
-                if r.get("eos"):
-                    end = r
+        tokens, end = common.untouched_by_gc(lambda _: _drain(generator))
         runs.append({"gen_tokens": len(tokens), "new_tokens": end["new_tokens"], "eos_reason": end["eos_reason"],
                      "decode_tok_s": (end["new_tokens"] - 1) / (end["time_generate"] - end["time_prefill"]),
                      "token_ids_sha256": common.token_digest(tokens)})

@@ -266,7 +266,8 @@ def crosscheck(torch, model, args, ids: list[int], doc: dict) -> dict:
     """transformers' own ``generate()`` on the same model and cache kind, greedy, ``gen_len`` new
     tokens with EOS ignored (no eos_token_id), timed by a streamer: decode tok/s = (tokens - 1) /
     (last token's time - first token's time), the definition of drivers.common. One warm-up, then
-    as many runs as the harness measured. Its tokens are compared with the harness's."""
+    as many runs as the harness measured, each under the harness's GC policy. Its tokens are compared
+    with the harness's."""
     from transformers import GenerationConfig
 
     model.generation_config.eos_token_id = None  # or generate() would fill it back in from the model's
@@ -279,7 +280,9 @@ def crosscheck(torch, model, args, ids: list[int], doc: dict) -> dict:
     runs = []
     for _ in range(1 + len(doc["samples"])):
         clock = _Clock()
-        out = model.generate(input_ids, attention_mask=mask, generation_config=config, streamer=clock)
+        out = common.untouched_by_gc(
+            lambda _, clock=clock: model.generate(input_ids, attention_mask=mask, generation_config=config,
+                                                  streamer=clock))
         tokens = out[0, len(ids):].tolist()
         first, last = clock.times[1], clock.times[-1]
         runs.append({"gen_tokens": len(tokens), "decode_tok_s": (len(tokens) - 1) / (last - first),
