@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +18,11 @@ from pathlib import Path
 
 #: the `ray` command of this interpreter's Ray (the console script may not be on PATH)
 RAY = [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.argv[0] = 'ray'; sys.exit(main())"]
+
+
+#: small nodes: one CPU each, 80 MiB of object store (the cells pass nothing through it)
+NODE_OPTIONS = ["--num-cpus", "1", "--object-store-memory", str(80 << 20), "--disable-usage-stats"]
+HEAD_OPTIONS = [*NODE_OPTIONS, "--include-dashboard=false"]
 
 
 def free_port() -> int:
@@ -33,41 +39,21 @@ class Cluster:
         self.temp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
         self.groups: dict[str, int] = {}
-        port = free_port()
-        self._start(
-            "head",
-            "--head",
-            "--port",
-            str(port),
-            "--temp-dir",
-            str(self.temp),
-            "--num-cpus",
-            "1",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-        )
-        self.address = f"{_node_ip()}:{port}"
+        port = str(free_port())
+        said = self._start("head", "--head", "--port", port, "--temp-dir", str(self.temp), *HEAD_OPTIONS)
+        # what `ray start --head` tells the user to type on the other machines
+        self.address = re.search(r"ray start --address='([^']+)'", said).group(1)
 
     def add_node(self, name: str, num_gpus: int = 0, resources: dict | None = None) -> str:
         """Start a worker node; returns its Ray node id."""
-        self._start(
-            name,
-            "--address",
-            self.address,
-            "--num-cpus",
-            "1",
-            "--num-gpus",
-            str(num_gpus),
-            "--resources",
-            json.dumps(resources or {}),
-            "--disable-usage-stats",
-        )
+        gpus = ["--num-gpus", str(num_gpus), "--resources", json.dumps(resources or {})]
+        self._start(name, "--address", self.address, *gpus, *NODE_OPTIONS)
         return self.node_id(name)
 
-    def _start(self, name: str, *args: str) -> None:
+    def _start(self, name: str, *args: str) -> str:
         # no --block: `ray start` returns once the node is up; what it started keeps its process group
         proc = subprocess.Popen(
-            [*RAY, "start", *args, "--object-store-memory", str(80 << 20)],
+            [*RAY, "start", *args],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -78,6 +64,7 @@ class Cluster:
         self.groups[name] = proc.pid
         if proc.returncode != 0:
             raise RuntimeError(f"ray start ({name}) failed:\n{out[-3000:]}")
+        return out
 
     def node_id(self, name: str) -> str:
         """The Ray node id of a node, read off its raylet's command line."""
@@ -121,12 +108,6 @@ class Cluster:
                 if str(self.temp).encode() in env:
                     found.append(int(entry))
         return found
-
-
-def _node_ip() -> str:
-    from ray.util import get_node_ip_address
-
-    return get_node_ip_address()
 
 
 def _group(pgid: int) -> list[int]:

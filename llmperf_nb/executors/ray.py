@@ -46,7 +46,10 @@ class RayExecutor:
     def __init__(self, address: str | None = None, per_host: int = 1):
         if isinstance(per_host, bool) or not isinstance(per_host, int) or per_host < 1:
             raise ConfigError(f"--per-host must be a whole number of at least 1, got {per_host!r}")
-        self.address, self.per_host = address, per_host
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.per_host = per_host
+        if self.address:
+            _reachable(self.address)  # Ray itself retries an unreachable head for minutes, printing as it goes
 
     def run_cells(self, cells, results_dir, cache_dir, runner, *, started, done) -> None:
         if not cells:
@@ -61,21 +64,38 @@ class RayExecutor:
 
 
 def connect(address: str | None):
-    """The ``ray`` module, connected to the cluster at ``address`` ($RAY_ADDRESS, else the one started
-    on this machine by ``ray start``)."""
+    """The ``ray`` module, connected to the cluster at ``address`` (None: the one ``ray start`` started on
+    this machine)."""
     try:
         import ray
     except ImportError:
         raise ConfigError("--executor ray needs Ray: pip install -e '.[ray]' (on every node)") from None
-    where = address or os.environ.get("RAY_ADDRESS") or "auto"
     try:
-        ray.init(address=where, logging_level=logging.ERROR, log_to_driver=False)
+        ray.init(address=address or "auto", logging_level=logging.ERROR, log_to_driver=False)
     except (ConnectionError, TimeoutError, ValueError, RuntimeError) as e:
+        if not address:
+            raise LlmPerfError(
+                "no Ray cluster runs on this machine (and no --address or RAY_ADDRESS): start one with "
+                "`ray start --head` (docs/ray.md) or give --address HEAD_IP:6379"
+            ) from None
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise LlmPerfError(
-            f"no Ray cluster at {where}: {first}; start one (docs/ray.md) or give --address HEAD_IP:6379"
-        ) from None
+        raise LlmPerfError(f"no Ray cluster at {address}: {first}") from None
     return ray
+
+
+def _reachable(address: str, timeout: float = 10.0) -> None:
+    """A head's GCS answers at ``HOST:PORT``, or one line says it does not."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: give the head as HOST:PORT, e.g. 10.0.0.1:6379")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise LlmPerfError(
+            f"no Ray cluster at {address}: {e.strerror or e}; start the head with `ray start --head` (docs/ray.md)"
+        ) from None
 
 
 @contextlib.contextmanager
