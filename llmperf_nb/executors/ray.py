@@ -230,7 +230,8 @@ class _Job:
 
     def lost_under(self, cell: Cell, node: placement.Node, error, queue: list[Cell]) -> str | None:
         what = type(error).__name__
-        if isinstance(error, self.ray.exceptions.NodeDiedError):
+        # the node is gone (or pinned to a node already gone): try elsewhere, it may still be listed alive
+        if isinstance(error, (self.ray.exceptions.NodeDiedError, self.ray.exceptions.TaskUnschedulableError)):
             self.lost.add(node.id)
         if self.attempts[cell.id] < MAX_ATTEMPTS and any(placement.fits(cell, n) for n in self.live()):
             say(f"lost: {cell.id} on {node} ({what}); trying it again")
