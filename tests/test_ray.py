@@ -231,6 +231,28 @@ def test_ctrl_c_marks_the_running_cell_and_keeps_the_finished_one(cluster, tmp_p
     assert not (out / "results" / MARK_FILE).exists()
 
 
+def test_a_cell_gets_its_nodes_environment_not_rays_thread_limit(cluster):
+    """Ray sets OMP_NUM_THREADS in a worker (1 for a task of no CPUs) where the node's environment has none: a
+    torch or OpenMP benchmark would run on one thread. The task (executors.ray.node_environment) undoes that."""
+    probe = f"""
+import os, ray
+from llmperf_nb.executors.ray import node_environment
+ray.init(address={cluster.address!r}, logging_level="ERROR", log_to_driver=False)
+
+@ray.remote(num_cpus=0, resources={{"llmperf-nb:cpu": 1}})
+def probe():
+    before = os.environ.get("OMP_NUM_THREADS")
+    node_environment()
+    return before, os.environ.get("OMP_NUM_THREADS")
+
+print(ray.get(probe.remote()))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=180)
+    ours = cluster.env.get("OMP_NUM_THREADS")  # what the nodes were started with
+    want = (ours, ours) if ours else ("1", None)
+    assert done.stdout.strip().splitlines()[-1] == repr(want), done.stdout + done.stderr
+
+
 def test_a_node_lost_mid_cell_gives_a_retry_and_loses_no_other_result(cluster, tmp_path, cache_dir):
     """Two CPU nodes, a cell on each at once (--per-host 2: both nodes are this machine); one node is killed while
     its cell runs. That cell runs again on the other node; the other cell's result is whole."""

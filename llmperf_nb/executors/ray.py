@@ -127,10 +127,25 @@ def run_on_node(cell_doc: dict, results_dir: str, cache_dir: str | None, runner:
             f"{node['hostname']} ({node['ip']}) does not see the results folder {results_dir} "
             "that this run writes: it must be a path every node reaches (a shared file system, docs/ray.md)"
         )
+    node_environment()
     os.chdir(ROOT)  # as a local run from the checkout: notebooks found, published paths relative to it
     cell = Cell.from_dict(cell_doc)
     cache = Path(cache_dir) if cache_dir else default_cache_dir().resolve()
     return {"status": pipeline.run_cell(cell, results / cell.id, cache, runner, node=node), "node": node}
+
+
+def node_environment() -> None:
+    """Give the cell the environment its node was started with, as a local run has its shell's: Ray sets
+    OMP_NUM_THREADS in a worker where the node's environment has none (to the task's CPUs, 1 here), and a
+    benchmark would then run torch and OpenMP on one thread. The worker's parent is its node's raylet."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        return
+    try:
+        node_env = Path(f"/proc/{os.getppid()}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return  # not Linux: leave it
+    if not any(v.startswith(b"OMP_NUM_THREADS=") for v in node_env):
+        del os.environ["OMP_NUM_THREADS"]
 
 
 class _Job:
