@@ -40,7 +40,9 @@ def test_unschedulable_says_what_the_nodes_offer_and_how_to_start_one_that_fits(
     assert why.startswith("no node of the Ray cluster has a100-80gbx4")
     assert """--num-gpus 4 --resources '{"llmperf-nb:a100-80gb": 4}'""" in why
     assert "cpu×1, h200×2, rtx-4090×1" in why
-    assert "no node declares" in unschedulable(new_cell(gpu="cpu"), [HEAD])
+    assert "(the nodes offer nothing: none declares a llmperf-nb:* resource)" in unschedulable(
+        new_cell(gpu="cpu"), [HEAD]
+    )
     assert "name the GPU model" in unschedulable(new_cell(gpu="auto"), nodes)
 
 

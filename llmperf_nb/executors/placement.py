@@ -81,7 +81,7 @@ def unschedulable(cell: Cell, nodes: list[Node]) -> str | None:
     if any(fits(cell, n) for n in nodes):
         return None
     offered = sorted({o for n in nodes for o in n.offers()})
-    have = ", ".join(offered) if offered else f"nothing (no node declares a {PREFIX}* resource)"
+    have = ", ".join(offered) if offered else f"nothing: none declares a {PREFIX}* resource"
     return (
         f"no node of the Ray cluster has {cell.gpu.label}: start one with {start_hint(cell)} (the nodes offer {have})"
     )
