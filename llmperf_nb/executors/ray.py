@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -219,6 +220,7 @@ class _Job:
     def collect(self, queue: list[Cell]) -> None:
         """Wait up to WAIT_S for a task to end, and take in every one that has."""
         if not self.running:
+            time.sleep(WAIT_S if queue else 0)  # nothing to wait for (a cell waits for a node to come back)
             return
         ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=WAIT_S)
         for ref in ready:
@@ -235,7 +237,7 @@ class _Job:
         try:
             return self.ray.get(ref)["status"]
         except exc.RayTaskError as e:  # the task raised: a node without the share, or a bug
-            cause = e.cause
+            cause = e.cause or e
             message = str(cause) if isinstance(cause, LlmPerfError) else f"{type(cause).__name__}: {cause}"
             return pipeline.record(
                 cell, self.results_dir / cell.id, "failed", message.strip().splitlines()[0], node=node.record()
@@ -266,7 +268,7 @@ class _Job:
         say(f"stopping: interrupting {len(refs)} running cell(s)")
         for ref in refs:
             self.ray.cancel(ref, force=False)
-        ended, left = self.ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S)
+        _, left = self.ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S)
         for ref in left:
             self.ray.cancel(ref, force=True)
         for ref in refs:
