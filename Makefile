@@ -33,7 +33,7 @@ TORCH_SPEC ?= torch==2.13.0
 
 $(VENV)/.setup-test: pyproject.toml $(VENV)/.setup
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e '.[llama_cpp,docker,test,transformers,mlc]'
+	$(BIN)/pip install -q -e '.[llama_cpp,docker,test,transformers,mlc,ray]'
 	touch $@
 
 setup: $(VENV)/.setup

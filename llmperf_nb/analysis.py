@@ -471,4 +471,18 @@ def provenance_lines(docs: list[dict]) -> list[str]:
 
     gpus = ("GPUs: none, every cell ran on the CPU" if all(d["gpu"]["name"] == "cpu" for d in ok)
             else common_and_exceptions(gpus_of, "GPU UUIDs"))
-    return [gpus, common_and_exceptions(commit_of, "llmperf-nb commit")]
+    return [gpus, common_and_exceptions(commit_of, "llmperf-nb commit"), *node_lines(docs)]
+
+
+def node_lines(docs: list[dict]) -> list[str]:
+    """Which machines of a cluster ran the cells (the results' ``node``), when a cluster ran them."""
+    counts: dict[str, int] = {}
+    for d in docs:
+        node = d.get("node")
+        if node:
+            name = f"{node['hostname'] or node['ip']} ({node['ip']}, node {node['node_id'][:8]})"
+            counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return []
+    ran = ", ".join(f"{name}: {n} cell{'s' if n > 1 else ''}" for name, n in sorted(counts.items()))
+    return [f"Ray nodes: {ran}"]
