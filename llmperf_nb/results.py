@@ -90,16 +90,22 @@ def build(
         "started_at": started_at,
         "finished_at": now(),
     }
-    doc["workload"] = dict(getattr(cell, "workload", None) or SINGLE)
-    if doc["workload"]["kind"] != "single":
-        raw = (measurement.points if measurement else None) or []
-        doc["points"] = [points_mod.summarize(doc["workload"]["kind"], p, doc["workload"]) for p in raw]
+    doc.update(_workload(cell, measurement))
     doc.update(extra or {})
     doc["work"] = work_check(doc)
     return doc
 
 
 SINGLE = {"kind": "single"}
+
+
+def _workload(cell, measurement) -> dict:
+    """The cell's workload and, for a sweep or serving cell, its points with their statistics."""
+    workload = dict(getattr(cell, "workload", None) or SINGLE)
+    if workload["kind"] == "single":
+        return {"workload": workload}
+    raw = (measurement.points if measurement else None) or []
+    return {"workload": workload, "points": [points_mod.summarize(workload["kind"], p, workload) for p in raw]}
 
 
 def kind(doc: dict) -> str:

@@ -43,7 +43,7 @@ def setup(cell_dir: Path, cache_dir: Path) -> dict:
     cell = Cell.load(cell_dir)
     engine = registry[cell.engine.name]
     hw = hardware.detect()
-    skip = hardware.check_gpu(cell.gpu, hw) or engine.unavailable(cell)
+    skip = engine.lacks_workload(cell) or hardware.check_gpu(cell.gpu, hw) or engine.unavailable(cell)
     weights = {"source": cell.weights, "synthetic": cell.weights == "synthetic"}
     if skip is None and cell.weights == "hub":
         weights = hub.fetch(cell.model, engine.source_format(cell.quantization))

@@ -72,14 +72,18 @@ class Engine(ABC):
     #: the server's token counts against the client's: {"prompt": name, "generation": name}
     server_counters: dict[str, str] = {}
 
+    def lacks_workload(self, cell: Cell) -> str | None:
+        """Why this engine does not run the cell's workload kind at all (its row says so), or None."""
+        kind = cell.workload["kind"]
+        if kind in self.workloads:
+            return None
+        default = {"sweep": "no batched API", "serve": "no OpenAI-compatible server"}[kind]
+        return f"{self.label}: {self.workload_gaps.get(kind, default)} (workload {kind})"
+
     def unavailable(self, cell: Cell) -> str | None:
         """Why this engine cannot run the cell here (then the cell is reported as not run), or None."""
         import importlib.util
 
-        kind = cell.workload["kind"]
-        if kind not in self.workloads:
-            default = {"sweep": "no batched API", "serve": "no OpenAI-compatible server"}[kind]
-            return f"{self.label}: {self.workload_gaps.get(kind, default)} (workload {kind})"
         if self.needs_gpu and cell.gpu.name == "cpu":
             return f"{self.label} needs a GPU; it has no CPU path"
         missing = [p for p in self.packages if importlib.util.find_spec(p) is None]
