@@ -36,8 +36,19 @@ $(VENV)/.setup-test: pyproject.toml $(VENV)/.setup
 	$(BIN)/pip install -q -e '.[llama_cpp,docker,test,transformers,mlc]'
 	touch $@
 
+# The serve workload's load generator, AIPerf (pyproject.toml's `serve` extra), in its own venv: it pins
+# huggingface_hub<2 and pandas~=2.3, which the engines' environment need not share (docs/serving.md).
+AIPERF_SPEC ?= aiperf==0.13.0
+AIPERF_VENV ?= .venv-aiperf
+export AIPERF ?= $(CURDIR)/$(AIPERF_VENV)/bin/aiperf
+
+$(AIPERF_VENV)/bin/aiperf:
+	$(PYTHON) -m venv $(AIPERF_VENV)
+	$(AIPERF_VENV)/bin/pip install -q --upgrade pip
+	$(AIPERF_VENV)/bin/pip install -q $(AIPERF_SPEC)
+
 setup: $(VENV)/.setup
-setup-test: $(VENV)/.setup-test
+setup-test: $(VENV)/.setup-test $(AIPERF_VENV)/bin/aiperf
 
 report: setup
 	$(BIN)/llmperf-nb run params/quickstart.yaml

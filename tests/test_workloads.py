@@ -1,11 +1,15 @@
-"""Workload kinds in params files (llmperf_nb/workloads.py): what is accepted, what is refused and how."""
+"""Workload kinds in params files (llmperf_nb/workloads.py): what is accepted, what is refused and how; then
+params/cpu-serving.yaml end to end (batch sweeps, llama-server under AIPerf) through `llmperf-nb run`."""
+
+import os
+from pathlib import Path
 
 import pytest
 
-from llmperf_nb import params
+from llmperf_nb import params, results
 from llmperf_nb.exceptions import ConfigError
 
-from .conftest import cli
+from .conftest import ROOT, cli, needs_llama_cpp
 
 BASE = "name: w\nmodels: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp, {name: transformers, quantization: fp16}]\n"
 BOTH = (
@@ -117,3 +121,128 @@ def test_cli_refuses_a_bad_workload_with_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "concurrency must be a whole number" in lines[0]
+
+
+# --- the CPU params file end to end: sweeps and llama-server under AIPerf, through `llmperf-nb run` -------
+
+
+PARAMS = ROOT / "params" / "cpu-serving.yaml"
+
+
+def aiperf() -> str | None:
+    """AIPerf's command: $AIPERF (make test sets it), else the Makefile's .venv-aiperf."""
+    found = os.environ.get("AIPERF") or str(ROOT / ".venv-aiperf" / "bin" / "aiperf")
+    return found if os.access(found, os.X_OK) else None
+
+
+def persistent_cache() -> Path:
+    """A cache that outlives the session: llama-server is built once per clone (15-25 min on 2 cores)."""
+    return Path(os.environ.get("LLMPERF_NB_TEST_CACHE") or ROOT / ".cache" / "tests")
+
+
+needs_aiperf = pytest.mark.skipif(
+    aiperf() is None, reason="AIPerf is not installed: make setup-test makes .venv-aiperf"
+)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cpu-serving")
+    done = cli(
+        "run",
+        PARAMS,
+        "--out",
+        out,
+        "--cache-dir",
+        persistent_cache(),
+        "--no-progress",
+        env={"AIPERF": aiperf()},
+        timeout=3600,
+    )
+    return out, done, {d["cell_id"]: d for d in results.load_dir(out / "results")}
+
+
+def llama_servers() -> list[str]:
+    """Command lines of llama-server processes running now."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"llama-server"):
+            found.append(b" ".join(argv).decode(errors="replace"))
+    return found
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+@needs_aiperf
+class TestCpuServing:
+    def test_the_run_succeeds(self, served):
+        out, done, _ = served
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == f"report: {out / 'index.html'}"
+
+    def test_llama_cpp_sweep_has_every_point_with_raw_repetitions(self, served):
+        doc = served[2]["tiny-llama__cpu__llama_cpp__int4__sweep"]
+        assert doc["status"] == "ok" and doc["schema_version"] == 2 and doc["workload"]["kind"] == "sweep"
+        assert [(p["batch_size"], p["prompt_tokens"]) for p in doc["points"]] == [(1, 8), (1, 64), (4, 8), (4, 64)]
+        for p in doc["points"]:
+            assert len(p["samples"]) == 3 and len(p["warmup_samples"]) == 1 and p["problems"] == []
+            for s in p["samples"]:
+                assert s["gen_tokens"] == 32 and s["prompt_tokens"] == p["prompt_tokens"]
+                assert len(s["token_latencies_s"]) == 31  # one per decode step of all sequences
+                assert s["decode_tok_s"] == pytest.approx(p["batch_size"] * s["per_seq_decode_tok_s"])
+                assert s["decode_tok_s"] == pytest.approx(p["batch_size"] * 31 / sum(s["token_latencies_s"]), rel=1e-3)
+            assert p["decode_tok_s"]["n"] == 3 and p["peak_mem_bytes"] > 0
+
+    def test_transformers_sweep_runs_or_says_why(self, served):
+        doc = served[2]["tiny-llama__cpu__transformers__fp16__sweep"]
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            assert doc["status"] == "skipped"
+        else:
+            assert doc["status"] == "ok", doc["error"]
+            assert [p["batch_size"] for p in doc["points"]] == [1, 1, 4, 4]
+            assert "static cache of batch B" in doc["engine_version"]
+
+    def test_llama_server_levels_hold_raw_requests_and_their_statistics(self, served):
+        out, _, docs = served
+        doc = docs["tiny-llama__cpu__llama_cpp__int4__serve"]
+        assert doc["status"] == "ok", doc["error"]
+        assert doc["engine_version"].startswith("llama-server ") and "llama.cpp 0c1e57098bba" in doc["engine_version"]
+        assert [p["concurrency"] for p in doc["points"]] == [1, 4]
+        for p in doc["points"]:
+            assert len(p["requests"]) == 8 and p["completed"] == 8 and p["problems"] == []
+            assert {r["output_tokens"] for r in p["requests"]} == {32}
+            assert all(len(r["itl_s"]) == 31 for r in p["requests"])  # one gap per streamed token after the first
+            assert p["ttft_s"]["p50"] <= p["ttft_s"]["p90"] <= p["ttft_s"]["p99"] <= p["ttft_s"]["max"]
+            assert p["output_tok_s"] == pytest.approx(8 * 32 / p["duration_s"])
+            assert 0 <= p["goodput_req_s"] <= p["requests_per_s"]
+            # every token the server says it generated reached the client, and no more
+            assert p["token_check"]["equal"] is True and p["token_check"]["server"]["generation"] == 8 * 32
+        assert doc["build"]["loadgen"]["tool"] == "aiperf" and doc["build"]["loadgen"]["version"] == "0.13.0"
+        server_log = out / "results" / doc["cell_id"] / "server.log"
+        assert "127.0.0.1" in server_log.read_text()
+
+    def test_no_server_is_left_running(self, served):
+        assert llama_servers() == []
+
+    def test_report_has_sweep_and_serving_tables_and_the_engine_without_a_server(self, served):
+        out, _, docs = served
+        readme = (out / "README.md").read_text()
+        assert "## Batch sweeps" in readme and "## Serving" in readme
+        c4 = docs["tiny-llama__cpu__llama_cpp__int4__serve"]["points"][1]
+        assert f"| tiny-llama | CPU | llama.cpp | 4 | {c4['output_tok_s']:.1f} |" in readme
+        assert "HF transformers (tiny-llama, CPU): not run: HF transformers: no server of its own" in readme
+        html = (out / "index.html").read_text()
+        assert "Pareto" in html and "data:image/png;base64," in html
+
+    def test_compare_matches_points(self, served):
+        out = served[0]
+        done = cli("compare", out / "results", out / "results")
+        assert done.returncode == 0, done.stderr
+        assert "tiny-llama__cpu__llama_cpp__int4__serve [c=4]" in done.stdout
+        assert "tiny-llama__cpu__llama_cpp__int4__sweep [B=4 P=64]" in done.stdout
