@@ -9,7 +9,7 @@ Inside the benchmark step (the engine's environment, so in its container under -
 3. ``GET /health`` until it answers 200 (the server died, or the time ran out: the cell fails with the
    log's tail);
 4. a warm-up level (``warmup`` x the highest concurrency requests, kept apart), then each concurrency
-   level: the server's token counters (``/metrics``) read, the load generator (:mod:`llmperf_nb.loadgen`)
+   level (``rounds`` x its concurrency requests): the server's token counters (``/metrics``) read, the load generator (:mod:`llmperf_nb.loadgen`)
    run to completion, the counters read again; its per-request records are the level's raw data.
 """
 
@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import loadgen, process
+from . import loadgen, process, workloads
 from .exceptions import EngineError, StepTimeout
 from .measurement import Measurement
 
@@ -47,10 +47,11 @@ def measure(cell, engine, prepared, cell_dir: Path, cache_dir: Path, env: dict) 
         name = engine.served_model(cell, prepared)
         warm = []
         if cell.warmup:
-            warm = [_level(engine, base, name, tokenizer, max(w["concurrency"]), cell.warmup * max(w["concurrency"]),
-                           w, runs / "warmup", deadline, cell.seed)]
-        levels = [_level(engine, base, name, tokenizer, c, w["requests"], w, runs / f"c{c}", deadline, cell.seed)
-                  for c in w["concurrency"]]
+            top = max(w["concurrency"])
+            warm = [_level(engine, base, name, tokenizer, top, cell.warmup * top, w, runs / "warmup", deadline,
+                           cell.seed)]
+        levels = [_level(engine, base, name, tokenizer, c, workloads.requests_at(w, c), w, runs / f"c{c}", deadline,
+                         cell.seed) for c in w["concurrency"]]
     text = log.read_text(errors="replace")
     return Measurement(
         engine_version=engine.server_version(cell, prepared, text), prompt_token_ids=None, samples=[],

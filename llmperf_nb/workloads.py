@@ -7,7 +7,8 @@ workloads). A cell carries its workload as a plain dict (``Cell.workload``), val
 - ``sweep``: offline, through the engine's batched API: every batch size x prompt length, each
   sequence ``gen_len`` tokens, EOS ignored. An engine with no batched API says so in its row.
 - ``serve``: the engine's own OpenAI-compatible server on 127.0.0.1, driven by a load generator at
-  each concurrency level with fixed input and output lengths, EOS ignored; goodput under ``slo``.
+  each concurrency level with fixed input and output lengths, EOS ignored; goodput under ``slo``. A level
+  of concurrency c sends ``rounds`` x c requests.
 
 Standard library only: params, cells and the drivers' engines read it.
 """
@@ -28,7 +29,7 @@ MAX_REQUESTS = 100_000
 _KEYS = {
     "single": {"kind": None},
     "sweep": {"kind": None, "batch_sizes": list, "prompt_lengths": list, "gen_len": int},
-    "serve": {"kind": None, "concurrency": list, "input_len": int, "output_len": int, "requests": int, "slo": dict},
+    "serve": {"kind": None, "concurrency": list, "input_len": int, "output_len": int, "rounds": int, "slo": dict},
 }
 _SLO_KEYS = ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
 
@@ -67,20 +68,21 @@ def _serve(raw: dict) -> dict:
         if key not in raw:
             raise ConfigError(f"serve: {key} is missing")
     levels = _levels("serve", "concurrency", raw["concurrency"], MAX_CONCURRENCY)
-    requests = _count("serve", "requests", raw.get("requests", 4 * max(levels)), 1, MAX_REQUESTS)
-    if requests < max(levels):
-        raise ConfigError(
-            f"serve: requests ({requests}) must be at least the highest concurrency ({max(levels)}), "
-            "or that level never has that many requests in flight"
-        )
+    rounds = _count("serve", "rounds", raw.get("rounds", 4), 1, MAX_REQUESTS // max(levels))
     return {
         "kind": "serve",
         "concurrency": levels,
         "input_len": _count("serve", "input_len", raw["input_len"], 1, MAX_TOKENS),
         "output_len": _count("serve", "output_len", raw["output_len"], 2, MAX_TOKENS),
-        "requests": requests,
+        "rounds": rounds,
         "slo": _slo(raw.get("slo", {})),
     }
+
+
+def requests_at(workload: dict, concurrency: int) -> int:
+    """Requests a serving level sends: ``rounds`` for each of its ``concurrency`` streams, so that every
+    level keeps that many requests in flight for about the same time."""
+    return workload["rounds"] * concurrency
 
 
 def _levels(kind: str, key: str, value, high: int) -> list[int]:

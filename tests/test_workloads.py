@@ -49,7 +49,7 @@ def test_workloads_multiply_the_matrix_and_name_their_cells(tmp_path):
     ]
     sweep, serve = cells[0].workload, cells[1].workload
     assert sweep == {"kind": "sweep", "batch_sizes": [1, 4], "prompt_lengths": [8], "gen_len": 256}
-    assert serve["requests"] == 16  # 4 x the highest concurrency unless given
+    assert serve["rounds"] == 4  # each level sends 4 x its concurrency requests unless given
     assert serve["slo"] == {"ttft_ms": 500.0, "tpot_ms": 50.0}
 
 
@@ -65,7 +65,7 @@ def test_an_engine_without_the_kind_says_so_in_its_row(make_cell):
     from llmperf_nb.engines import registry
 
     sweep = {"kind": "sweep", "batch_sizes": [1], "prompt_lengths": [8], "gen_len": 4}
-    serve = {"kind": "serve", "concurrency": [1], "input_len": 8, "output_len": 4, "requests": 1, "slo": {}}
+    serve = {"kind": "serve", "concurrency": [1], "input_len": 8, "output_len": 4, "rounds": 1, "slo": {}}
     said = registry["mlc"].lacks_workload(make_cell(engine="mlc", workload=sweep))
     assert said.startswith("MLC LLM: the Relax VM driver has no batched API") and said.endswith("(workload sweep)")
     assert "no server of its own" in registry["transformers"].lacks_workload(
@@ -92,7 +92,11 @@ def test_an_engine_without_the_kind_says_so_in_its_row(make_cell):
         ("- kind: serve\n  concurrency: [1]\n  input_len: 8\n", "serve: output_len is missing"),
         (
             "- kind: serve\n  concurrency: [1, 8]\n  input_len: 8\n  output_len: 8\n  requests: 4\n",
-            "requests (4) must be at least the highest concurrency (8)",
+            "serve: unknown key 'requests'; valid keys: kind, concurrency, input_len, output_len, rounds, slo",
+        ),
+        (
+            "- kind: serve\n  concurrency: [1]\n  input_len: 8\n  output_len: 8\n  rounds: 0\n",
+            "rounds must be a whole number from 1",
         ),
         (
             "- kind: serve\n  concurrency: [1]\n  input_len: 8\n  output_len: 8\n  slo: {ttft: 5}\n",
@@ -215,14 +219,15 @@ class TestCpuServing:
         assert doc["engine_version"].startswith("llama-server ") and "llama.cpp 0c1e57098bba" in doc["engine_version"]
         assert [p["concurrency"] for p in doc["points"]] == [1, 4]
         for p in doc["points"]:
-            assert len(p["requests"]) == 8 and p["completed"] == 8 and p["problems"] == []
+            n = 4 * p["concurrency"]  # rounds: 4
+            assert len(p["requests"]) == n and p["completed"] == n and p["problems"] == []
             assert {r["output_tokens"] for r in p["requests"]} == {32}
             assert all(len(r["itl_s"]) == 31 for r in p["requests"])  # one gap per streamed token after the first
             assert p["ttft_s"]["p50"] <= p["ttft_s"]["p90"] <= p["ttft_s"]["p99"] <= p["ttft_s"]["max"]
-            assert p["output_tok_s"] == pytest.approx(8 * 32 / p["duration_s"])
+            assert p["output_tok_s"] == pytest.approx(n * 32 / p["duration_s"])
             assert 0 <= p["goodput_req_s"] <= p["requests_per_s"]
             # every token the server says it generated reached the client, and no more
-            assert p["token_check"]["equal"] is True and p["token_check"]["server"]["generation"] == 8 * 32
+            assert p["token_check"]["equal"] is True and p["token_check"]["server"]["generation"] == n * 32
         assert doc["build"]["loadgen"]["tool"] == "aiperf" and doc["build"]["loadgen"]["version"] == "0.13.0"
         server_log = out / "results" / doc["cell_id"] / "server.log"
         assert "127.0.0.1" in server_log.read_text()
