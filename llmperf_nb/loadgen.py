@@ -25,31 +25,76 @@ from .exceptions import EngineError, ParseError
 
 TOOL = "aiperf"
 RECORDS_FILE = "profile_export.jsonl"
-WORKLOAD_NOTE = ("streamed /v1/completions, fixed input and output lengths, ignore_eos; TTFT, inter-chunk "
-                 "latencies and end-to-end latency per request as the client saw them")
+WORKLOAD_NOTE = (
+    "streamed /v1/completions, fixed input and output lengths, ignore_eos; TTFT, inter-chunk "
+    "latencies and end-to-end latency per request as the client saw them"
+)
 
 
-def argv(base: str, model: str, tokenizer: Path, concurrency: int, requests: int, input_len: int,
-         output_len: int, out: Path, seed: int) -> list[str]:
+def argv(
+    base: str,
+    model: str,
+    tokenizer: Path,
+    concurrency: int,
+    requests: int,
+    input_len: int,
+    output_len: int,
+    out: Path,
+    seed: int,
+) -> list[str]:
     """The command of one level."""
     return [
-        executable(), "profile", "--model", model, "--url", base, "--endpoint-type", "completions",
-        "--streaming", "--tokenizer", str(tokenizer), "--concurrency", str(concurrency),
-        "--request-count", str(requests), "--warmup-request-count", "0",
-        "--prompt-input-tokens-mean", str(input_len), "--prompt-input-tokens-stddev", "0",
-        "--prompt-output-tokens-mean", str(output_len), "--prompt-output-tokens-stddev", "0",
-        "--extra-inputs", "ignore_eos:true", "--extra-inputs", f"min_tokens:{output_len}",
-        "--random-seed", str(seed), "--output-artifact-dir", str(out), "--export-level", "records",
-        "--ui-type", "none", "--no-server-metrics", "--no-gpu-telemetry", "--no-auto-plot",
+        executable(),
+        "profile",
+        "--model",
+        model,
+        "--url",
+        base,
+        "--endpoint-type",
+        "completions",
+        "--streaming",
+        "--tokenizer",
+        str(tokenizer),
+        "--concurrency",
+        str(concurrency),
+        "--request-count",
+        str(requests),
+        "--prompt-input-tokens-mean",
+        str(input_len),
+        "--prompt-input-tokens-stddev",
+        "0",
+        "--prompt-output-tokens-mean",
+        str(output_len),
+        "--prompt-output-tokens-stddev",
+        "0",
+        "--extra-inputs",
+        "ignore_eos:true",
+        "--extra-inputs",
+        f"min_tokens:{output_len}",
+        "--random-seed",
+        str(seed),
+        "--output-artifact-dir",
+        str(out),
+        "--export-level",
+        "records",
+        "--ui-type",
+        "none",
+        "--no-server-metrics",
+        "--no-gpu-telemetry",
+        "--no-auto-plot",
     ]
 
 
 def parse(out: Path) -> tuple[list[dict], float]:
     """(per-request records, the level's wall time in s) from what one run exported.
 
-    A record: ``ttft_s``, ``itl_s`` (gaps between streamed chunks), ``e2e_s``, ``output_tokens`` and
-    ``prompt_tokens`` (the client's count, with the model's tokenizer), ``start_s`` (from the level's first
-    request), and ``error`` when the request failed."""
+    A record: ``ttft_s``, ``itl_s`` (the gap before each streamed token after the first), ``e2e_s``,
+    ``output_tokens`` (the tokens the client received as stream events: 1 + the gaps),
+    ``server_output_tokens`` and ``prompt_tokens`` (the server's ``usage`` of that response, BOS included),
+    ``client_prompt_tokens`` (the prompt as the generator made it, in the tokenizer's tokens),
+    ``cached_prompt_tokens`` (prompt tokens the server took from a cache), ``retokenized_output_tokens``
+    (AIPerf's count of the output text tokenized again: off for text that does not tokenize back the same,
+    as random weights write), ``start_s`` (from the level's first request), ``error`` when it failed."""
     path = Path(out) / RECORDS_FILE
     try:
         lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -70,11 +115,21 @@ def _record(line: dict) -> dict:
     meta = line["metadata"]
     start = meta["request_start_ns"]
     e2e = _seconds(m, "request_latency")
-    rec = {"ttft_s": _seconds(m, "time_to_first_token"), "e2e_s": e2e,
-           "itl_s": [v / 1e3 for v in _value(m, "inter_chunk_latency", "ms") or []],
-           "output_tokens": int(_value(m, "output_sequence_length", "tokens") or 0),
-           "prompt_tokens": _int(_value(m, "input_sequence_length", "tokens")),
-           "_start_ns": start, "_end_ns": start + int((e2e or 0) * 1e9)}
+    itl = [v / 1e3 for v in _value(m, "inter_chunk_latency", "ms") or []]
+    ttft = _seconds(m, "time_to_first_token")
+    rec = {
+        "ttft_s": ttft,
+        "e2e_s": e2e,
+        "itl_s": itl,
+        "output_tokens": len(itl) + 1 if ttft is not None else 0,
+        "server_output_tokens": _int(_value(m, "usage_completion_tokens", "tokens")),
+        "prompt_tokens": _int(_value(m, "usage_prompt_tokens", "tokens")),
+        "client_prompt_tokens": _int(_value(m, "input_sequence_length", "tokens")),
+        "cached_prompt_tokens": _int(_value(m, "usage_prompt_cache_read_tokens", "tokens")),
+        "retokenized_output_tokens": _int(_value(m, "output_sequence_length", "tokens")),
+        "_start_ns": start,
+        "_end_ns": start + int((e2e or 0) * 1e9),
+    }
     if line.get("error"):
         rec["error"] = str((line["error"] or {}).get("message") or line["error"])[:300]
     elif rec["ttft_s"] is None or e2e is None:
@@ -111,9 +166,11 @@ def executable() -> str:
 
     found = os.environ.get("AIPERF") or shutil.which("aiperf")
     if not found:
-        raise EngineError(f"the serve workload's load generator is AIPerf {VERSION}: install it in its own "
-                          f"environment (python -m venv .venv-aiperf && .venv-aiperf/bin/pip install aiperf=={VERSION}; "
-                          "make setup-test does) and set AIPERF=.venv-aiperf/bin/aiperf, or put aiperf on PATH")
+        raise EngineError(
+            f"the serve workload's load generator is AIPerf {VERSION}: install it in its own "
+            f"environment (python -m venv .venv-aiperf && .venv-aiperf/bin/pip install aiperf=={VERSION}; "
+            "make setup-test does) and set AIPERF=.venv-aiperf/bin/aiperf, or put aiperf on PATH"
+        )
     return found
 
 
@@ -124,7 +181,7 @@ def version() -> str:
 
     exe = Path(executable()).resolve()
     for meta in exe.parent.parent.glob("lib/python3*/site-packages/aiperf-*.dist-info"):
-        return meta.name[len("aiperf-"):-len(".dist-info")]
+        return meta.name[len("aiperf-") : -len(".dist-info")]
     return "unknown version"
 
 

@@ -98,16 +98,24 @@ def meets(record: dict, slo: dict) -> bool:
 
 
 def token_check(point: dict, ok: list[dict]) -> dict:
-    """The client's token counts against the server's own counters (its /metrics, read before and
-    after the level): equal when every token the server generated reached the client."""
-    server = point.get("server_tokens") or {}
-    client = {"prompt": sum(r.get("prompt_tokens") or 0 for r in ok), "generation": sum(r["output_tokens"] for r in ok)}
-    same = {k: server[k] == client[k] for k in client if server.get(k) is not None}
+    """The tokens the client received (stream events) against what the server says it generated: each
+    response's ``usage``, and the server's own counter (its /metrics, read before and after the level).
+    ``equal``: every count the server gave matches the client's; None where the server gave none."""
+    client = sum(r["output_tokens"] for r in ok)
+    usages = [r.get("server_output_tokens") for r in ok]
+    usage = sum(usages) if ok and None not in usages else None
+    counter = (point.get("server_tokens") or {}).get("generation")
+    same = [n == client for n in (usage, counter) if n is not None]
     return {
-        "client": client,
-        "server": server or None,
-        "equal": all(same.values()) if same else None,
-        "compared": sorted(same),
+        "client_streamed": client,
+        "server_usage": usage,
+        "server_counter": counter,
+        "equal": all(same) if same else None,
+        "prompt": {
+            "server_usage": sum(r.get("prompt_tokens") or 0 for r in ok),
+            "server_counter": (point.get("server_tokens") or {}).get("prompt"),
+            "cached": sum(r.get("cached_prompt_tokens") or 0 for r in ok),
+        },
     }
 
 
@@ -122,7 +130,12 @@ def _serve_problems(point: dict, ok: list[dict], reqs: list[dict], workload: dic
         problems.append(f"requests returned {', '.join(map(str, counts))} tokens, not exactly {workload['output_len']}")
     check = point["token_check"]
     if check["equal"] is False:
-        problems.append(f"the server counted {check['server']} tokens, the client {check['client']}")
+        problems.append(
+            f"the client received {check['client_streamed']} tokens; the server's usage says "
+            f"{check['server_usage']}, its counter {check['server_counter']}"
+        )
+    if check["prompt"]["cached"]:
+        problems.append(f"{check['prompt']['cached']} prompt tokens came from the server's cache: prefill not measured")
     return problems
 
 

@@ -8,8 +8,9 @@ Inside the benchmark step (the engine's environment, so in its container under -
    cell's time limit, Ctrl-C);
 3. ``GET /health`` until it answers 200 (the server died, or the time ran out: the cell fails with the
    log's tail);
-4. a warm-up level (``warmup`` x the highest concurrency requests, kept apart), then each concurrency
-   level (``rounds`` x its concurrency requests): the server's token counters (``/metrics``) read, the load generator (:mod:`llmperf_nb.loadgen`)
+4. ``warmup`` requests of the workload's lengths, one at a time (kept apart, in ``build.warmup_requests``;
+   a request, not a generator run: AIPerf takes 30-45 s to start on a busy 2-core machine), then each
+   concurrency level (``rounds`` x its concurrency requests): the server's token counters (``/metrics``) read, the load generator (:mod:`llmperf_nb.loadgen`)
    run to completion, the counters read again; its per-request records are the level's raw data.
 """
 
@@ -45,21 +46,53 @@ def measure(cell, engine, prepared, cell_dir: Path, cache_dir: Path, env: dict) 
         started = wait_healthy(server, base, log, deadline)
         print(f"{engine.label} server up on 127.0.0.1:{port} after {started:.1f} s", flush=True)
         name = engine.served_model(cell, prepared)
-        warm = []
-        if cell.warmup:
-            top = max(w["concurrency"])
-            warm = [_level(engine, base, name, tokenizer, top, cell.warmup * top, w, runs / "warmup", deadline,
-                           cell.seed)]
-        levels = [_level(engine, base, name, tokenizer, c, workloads.requests_at(w, c), w, runs / f"c{c}", deadline,
-                         cell.seed) for c in w["concurrency"]]
+        warm = [warm_up(base, name, w) for _ in range(cell.warmup)]
+        levels = [
+            _level(
+                engine, base, name, tokenizer, c, workloads.requests_at(w, c), w, runs / f"c{c}", deadline, cell.seed
+            )
+            for c in w["concurrency"]
+        ]
     text = log.read_text(errors="replace")
     return Measurement(
-        engine_version=engine.server_version(cell, prepared, text), prompt_token_ids=None, samples=[],
-        points=levels, build={"server": {"argv": _portable(engine.server_argv(cell, prepared, port)),
-                                         "startup_s": started, **prepared.extra.get("server", {})},
-                              "loadgen": loadgen.describe(), "warmup_levels": warm},
+        engine_version=engine.server_version(cell, prepared, text),
+        prompt_token_ids=None,
+        samples=[],
+        points=levels,
+        build={
+            "server": {
+                "argv": _portable(engine.server_argv(cell, prepared, port)),
+                "startup_s": started,
+                **prepared.extra.get("server", {}),
+            },
+            "loadgen": loadgen.describe(),
+            "warmup_requests": warm,
+        },
         notes=[f"load from {loadgen.TOOL} {loadgen.version()}: {loadgen.WORKLOAD_NOTE}"],
     )
+
+
+def warm_up(base: str, name: str, w: dict) -> dict:
+    """One untimed request of the workload's lengths (prompt as token ids, EOS ignored): the server's
+    first requests pay for lazy allocations; what it answered is kept, not counted."""
+    import json
+
+    body = {
+        "model": name,
+        "prompt": [1] + [29871] * (w["input_len"] - 1),
+        "max_tokens": w["output_len"],
+        "min_tokens": w["output_len"],
+        "ignore_eos": True,
+        "temperature": 0,
+        "stream": False,
+    }
+    req = urllib.request.Request(
+        base + "/v1/completions", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    t0 = time.monotonic()
+    with urllib.request.urlopen(req, timeout=3600) as r:
+        usage = json.loads(r.read()).get("usage") or {}
+    return {"seconds": time.monotonic() - t0, "usage": usage}
 
 
 def free_port() -> int:
@@ -74,11 +107,15 @@ def wait_healthy(server, base: str, log: Path, deadline: float) -> float:
     t0 = time.monotonic()
     while True:
         if server.poll() is not None:
-            raise EngineError(f"the server exited (code {server.returncode}) before it was ready; "
-                              f"its log ({log.name}) ends:\n{process.tail(log.read_text(errors='replace'))}")
+            raise EngineError(
+                f"the server exited (code {server.returncode}) before it was ready; "
+                f"its log ({log.name}) ends:\n{process.tail(log.read_text(errors='replace'))}"
+            )
         if time.monotonic() > deadline:
-            raise StepTimeout(f"the server did not answer {HEALTH_PATH} within the cell's time limit; its log ends:\n"
-                              f"{process.tail(log.read_text(errors='replace'))}")
+            raise StepTimeout(
+                f"the server did not answer {HEALTH_PATH} within the cell's time limit; its log ends:\n"
+                f"{process.tail(log.read_text(errors='replace'))}"
+            )
         try:
             with urllib.request.urlopen(base + HEALTH_PATH, timeout=5) as r:
                 if r.status == 200:
@@ -99,8 +136,13 @@ def _level(engine, base, name, tokenizer, concurrency, requests, w, out: Path, d
     records, duration = loadgen.parse(out)
     server = {k: after[k] - before[k] for k in after if k in before} if before and after else None
     print(f"c={concurrency}: {len(records)} requests in {duration:.2f} s", flush=True)
-    return {"concurrency": concurrency, "requests": records, "duration_s": duration, "server_tokens": server,
-            "loadgen_argv": _portable(argv)}
+    return {
+        "concurrency": concurrency,
+        "requests": records,
+        "duration_s": duration,
+        "server_tokens": server,
+        "loadgen_argv": _portable(argv),
+    }
 
 
 def counters(base: str, names: dict[str, str]) -> dict[str, float] | None:

@@ -93,9 +93,9 @@ def serve_rows(docs: list[dict]) -> list[dict]:
 
 def _check_text(check: dict) -> str:
     if check.get("equal") is None:
-        return "server counters not read"
-    c, s = check["client"], check["server"]
-    return f"{'equal' if check['equal'] else 'DIFFER'} (generated {s.get('generation'):g} / {c['generation']})"
+        return "no server count"
+    server = check["server_counter"] if check.get("server_counter") is not None else check["server_usage"]
+    return f"{'equal' if check['equal'] else 'DIFFER'} ({server:g} / {check['client_streamed']})"
 
 
 def _per_gpu(doc: dict, value: float | None) -> float | None:

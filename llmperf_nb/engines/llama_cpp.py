@@ -151,16 +151,13 @@ class LlamaCpp(Engine):
                 "--n-gpu-layers", str(opts.n_gpu_layers if on_gpu else 0), "--split-mode", opts.split_mode,
                 "--flash-attn", opts.flash_attn, "--threads", str(threads), "--threads-batch", str(threads),
                 "--batch-size", str(max(opts.n_batch, slots)), "--metrics", "--seed", str(cell.seed),
-                "--no-webui"]
+                # every prompt prefilled: no reuse of a slot's cached prefix, no host prompt cache
+                "--no-cache-prompt", "--cache-ram", "0", "--no-webui"]
 
     def server_version(self, cell: Cell, prepared: Prepared, log: str) -> str:
-        import re
-
-        build = re.search(r"^build: (.+)$", log, re.MULTILINE)
         made = prepared.extra.get("server", {})
         commit = made.get("llama_cpp_commit")
-        return (f"llama-server {build.group(1).strip() if build else '(build line not found)'}; {made.get('source')}"
-                + (f", llama.cpp {commit[:12]}" if commit else ""))
+        return f"llama-server {made.get('version')}; {made.get('source')}" + (f", llama.cpp {commit}" if commit else "")
 
 
 def _llama_bench() -> str:

@@ -46,7 +46,14 @@ BUILD_TIMEOUT_S = 3 * 3600
 
 
 def find_or_build(cache_dir: Path, backend: str, run) -> dict:
-    """``{"path", "source", ...provenance}`` of a llama-server for ``backend`` ("cpu" or "cuda")."""
+    """``{"path", "source", "version", ...provenance}`` of a llama-server for ``backend`` ("cpu" or "cuda");
+    ``version`` is what the binary's ``--version`` prints (its llama.cpp build and commit)."""
+    found = _find_or_build(cache_dir, backend, run)
+    said = run([found["path"], "--version"], timeout=60).output
+    return {**found, "version": "; ".join(line.strip() for line in said.splitlines() if line.startswith(("version", "built")))}
+
+
+def _find_or_build(cache_dir: Path, backend: str, run) -> dict:
     given = os.environ.get("LLAMA_SERVER")
     if given:
         if not os.access(given, os.X_OK):
