@@ -131,6 +131,8 @@ def test_cli_refuses_a_bad_workload_with_one_line_and_exit_2(tmp_path):
 
 
 PARAMS = ROOT / "params" / "cpu-serving.yaml"
+SWEEP, SERVE = params.load(PARAMS).workloads
+REPS = params.load(PARAMS).repetitions
 
 
 def aiperf() -> str | None:
@@ -152,17 +154,9 @@ needs_aiperf = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     out = tmp_path_factory.mktemp("cpu-serving")
-    done = cli(
-        "run",
-        PARAMS,
-        "--out",
-        out,
-        "--cache-dir",
-        persistent_cache(),
-        "--no-progress",
-        env={"AIPERF": aiperf()},
-        timeout=3600,
-    )
+    # LLAMA_SERVER empty: the binary comes from the cache, or is built there (the path a fresh clone takes)
+    env = {"AIPERF": aiperf(), "LLAMA_SERVER": ""}
+    done = cli("run", PARAMS, "--out", out, "--cache-dir", persistent_cache(), "--no-progress", env=env, timeout=3600)
     return out, done, {d["cell_id"]: d for d in results.load_dir(out / "results")}
 
 
@@ -191,15 +185,19 @@ class TestCpuServing:
     def test_llama_cpp_sweep_has_every_point_with_raw_repetitions(self, served):
         doc = served[2]["tiny-llama__cpu__llama_cpp__int4__sweep"]
         assert doc["status"] == "ok" and doc["schema_version"] == 2 and doc["workload"]["kind"] == "sweep"
-        assert [(p["batch_size"], p["prompt_tokens"]) for p in doc["points"]] == [(1, 8), (1, 64), (4, 8), (4, 64)]
+        grid = [(b, n) for b in SWEEP["batch_sizes"] for n in SWEEP["prompt_lengths"]]
+        assert [(p["batch_size"], p["prompt_tokens"]) for p in doc["points"]] == grid
+        steps = SWEEP["gen_len"] - 1
         for p in doc["points"]:
-            assert len(p["samples"]) == 3 and len(p["warmup_samples"]) == 1 and p["problems"] == []
+            assert len(p["samples"]) == REPS and len(p["warmup_samples"]) == 1 and p["problems"] == []
             for s in p["samples"]:
-                assert s["gen_tokens"] == 32 and s["prompt_tokens"] == p["prompt_tokens"]
-                assert len(s["token_latencies_s"]) == 31  # one per decode step of all sequences
+                assert s["gen_tokens"] == SWEEP["gen_len"] and s["prompt_tokens"] == p["prompt_tokens"]
+                assert len(s["token_latencies_s"]) == steps  # one per decode step of all sequences
                 assert s["decode_tok_s"] == pytest.approx(p["batch_size"] * s["per_seq_decode_tok_s"])
-                assert s["decode_tok_s"] == pytest.approx(p["batch_size"] * 31 / sum(s["token_latencies_s"]), rel=1e-3)
-            assert p["decode_tok_s"]["n"] == 3 and p["peak_mem_bytes"] > 0
+                assert s["decode_tok_s"] == pytest.approx(
+                    p["batch_size"] * steps / sum(s["token_latencies_s"]), rel=1e-3
+                )
+            assert p["decode_tok_s"]["n"] == REPS and p["peak_mem_bytes"] > 0
 
     def test_transformers_sweep_runs_or_says_why(self, served):
         doc = served[2]["tiny-llama__cpu__transformers__fp16__sweep"]
@@ -209,7 +207,7 @@ class TestCpuServing:
             assert doc["status"] == "skipped"
         else:
             assert doc["status"] == "ok", doc["error"]
-            assert [p["batch_size"] for p in doc["points"]] == [1, 1, 4, 4]
+            assert len(doc["points"]) == len(SWEEP["batch_sizes"]) * len(SWEEP["prompt_lengths"])
             assert "static cache of batch B" in doc["engine_version"]
 
     def test_llama_server_levels_hold_raw_requests_and_their_statistics(self, served):
@@ -217,17 +215,22 @@ class TestCpuServing:
         doc = docs["tiny-llama__cpu__llama_cpp__int4__serve"]
         assert doc["status"] == "ok", doc["error"]
         assert doc["engine_version"].startswith("llama-server ") and "llama.cpp 0c1e57098bba" in doc["engine_version"]
-        assert [p["concurrency"] for p in doc["points"]] == [1, 4]
+        assert [p["concurrency"] for p in doc["points"]] == SERVE["concurrency"]
+        out_len = SERVE["output_len"]
         for p in doc["points"]:
-            n = 4 * p["concurrency"]  # rounds: 4
+            n = SERVE["rounds"] * p["concurrency"]
             assert len(p["requests"]) == n and p["completed"] == n and p["problems"] == []
-            assert {r["output_tokens"] for r in p["requests"]} == {32}
-            assert all(len(r["itl_s"]) == 31 for r in p["requests"])  # one gap per streamed token after the first
+            assert {r["output_tokens"] for r in p["requests"]} == {out_len}
+            assert all(
+                len(r["itl_s"]) == out_len - 1 for r in p["requests"]
+            )  # a gap per streamed token after the first
+            assert {r["server_output_tokens"] for r in p["requests"]} == {out_len}  # the server's usage, per response
+            assert {r["cached_prompt_tokens"] for r in p["requests"]} == {0}  # every prompt prefilled
             assert p["ttft_s"]["p50"] <= p["ttft_s"]["p90"] <= p["ttft_s"]["p99"] <= p["ttft_s"]["max"]
-            assert p["output_tok_s"] == pytest.approx(n * 32 / p["duration_s"])
+            assert p["output_tok_s"] == pytest.approx(n * out_len / p["duration_s"])
             assert 0 <= p["goodput_req_s"] <= p["requests_per_s"]
             # every token the server says it generated reached the client, and no more
-            assert p["token_check"]["equal"] is True and p["token_check"]["server_counter"] == n * 32
+            assert p["token_check"]["equal"] is True and p["token_check"]["server_counter"] == n * out_len
         assert doc["build"]["loadgen"]["tool"] == "aiperf" and doc["build"]["loadgen"]["version"] == "0.13.0"
         server_log = out / "results" / doc["cell_id"] / "server.log"
         assert "127.0.0.1" in server_log.read_text()
@@ -251,3 +254,34 @@ class TestCpuServing:
         assert done.returncode == 0, done.stderr
         assert "tiny-llama__cpu__llama_cpp__int4__serve [c=4]" in done.stdout
         assert "tiny-llama__cpu__llama_cpp__int4__sweep [B=4 P=64]" in done.stdout
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+def test_a_failing_load_generator_fails_the_cell_and_the_server_is_stopped(tmp_path):
+    """The generator exits 1 at once (AIPERF=/bin/false): the cell fails with that, server.log stays beside the
+    result, and no llama-server is left running."""
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        BASE.replace("engines: [llama_cpp, {name: transformers, quantization: fp16}]", "engines: [llama_cpp]")
+        + "warmup: 0\ntimeout_s: 3600\nworkloads:\n  - kind: serve\n    concurrency: [2]\n"
+        "    input_len: 8\n    output_len: 4\n"
+    )
+    done = cli(
+        "run",
+        path,
+        "--out",
+        tmp_path / "out",
+        "--cache-dir",
+        persistent_cache(),
+        "--no-progress",
+        env={"AIPERF": "/bin/false", "LLAMA_SERVER": ""},
+        timeout=3600,
+    )
+    assert done.returncode == 0, done.stderr  # a failed cell is recorded; the matrix goes on
+    doc = results.load(tmp_path / "out" / "results" / "tiny-llama__cpu__llama_cpp__int4__serve" / "result.json")
+    assert doc["status"] == "failed" and doc["error"]["step"] == "benchmark"
+    assert doc["error"]["message"].startswith("/bin/false failed (exit code 1)")
+    log = tmp_path / "out" / "results" / doc["cell_id"] / "server.log"
+    assert "listening on http://127.0.0.1:" in log.read_text()  # it came up, and only there
+    assert llama_servers() == []
