@@ -47,8 +47,16 @@ $(AIPERF_VENV)/bin/aiperf:
 	$(AIPERF_VENV)/bin/pip install -q --upgrade pip
 	$(AIPERF_VENV)/bin/pip install -q $(AIPERF_SPEC)
 
+# llama-server for the serve workload's test (tests/test_workloads.py): built once into the test cache from the
+# bindings' own llama.cpp source, outside the tests' time (15-35 min on 2 cores the first time; then cached)
+TEST_CACHE ?= .cache/tests
+
+$(TEST_CACHE)/.llama-server: $(VENV)/.setup
+	$(BIN)/python -m llmperf_nb.engines.llama_server $(TEST_CACHE)
+	touch $@
+
 setup: $(VENV)/.setup
-setup-test: $(VENV)/.setup-test $(AIPERF_VENV)/bin/aiperf
+setup-test: $(VENV)/.setup-test $(AIPERF_VENV)/bin/aiperf $(TEST_CACHE)/.llama-server
 
 report: setup
 	$(BIN)/llmperf-nb run params/quickstart.yaml

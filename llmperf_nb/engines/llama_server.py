@@ -50,7 +50,10 @@ def find_or_build(cache_dir: Path, backend: str, run) -> dict:
     ``version`` is what the binary's ``--version`` prints (its llama.cpp build and commit)."""
     found = _find_or_build(cache_dir, backend, run)
     said = run([found["path"], "--version"], timeout=60).output
-    return {**found, "version": "; ".join(line.strip() for line in said.splitlines() if line.startswith(("version", "built")))}
+    return {
+        **found,
+        "version": "; ".join(line.strip() for line in said.splitlines() if line.startswith(("version", "built"))),
+    }
 
 
 def _find_or_build(cache_dir: Path, backend: str, run) -> dict:
@@ -150,3 +153,31 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def main(argv=None) -> int:
+    """``python -m llmperf_nb.engines.llama_server CACHE_DIR [cpu|cuda]``: find or build llama-server into a
+    cache ahead of a run (``make setup-test`` does it for the test suite's cache, out of the tests' time)."""
+    import sys
+    import time
+
+    from ..exceptions import LlmPerfError
+    from ..process import run
+
+    args = sys.argv[1:] if argv is None else argv
+    if not 1 <= len(args) <= 2 or (args[1:] and args[1] not in BACKEND_FLAGS):
+        print("usage: python -m llmperf_nb.engines.llama_server CACHE_DIR [cpu|cuda]", file=sys.stderr)
+        return 2
+    start = time.monotonic()
+    try:
+        found = find_or_build(Path(args[0]), args[1] if args[1:] else "cpu", run)
+    except LlmPerfError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    state = "cached" if found["cached"] else f"built in {time.monotonic() - start:.0f} s"
+    print(f"llama-server: {found['path']} ({state}; {found['version']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
