@@ -285,3 +285,17 @@ def test_a_failing_load_generator_fails_the_cell_and_the_server_is_stopped(tmp_p
     log = tmp_path / "out" / "results" / doc["cell_id"] / "server.log"
     assert "listening on http://127.0.0.1:" in log.read_text()  # it came up, and only there
     assert llama_servers() == []
+
+
+def test_roofline_at_batch_b_reads_the_weights_once_per_step_and_every_sequences_kv_cache():
+    from llmperf_nb import models, roofline
+
+    doc = {"model": "Llama-2-7b-chat-hf", "gpu": {"name": "h200", "count": 1}, "weights": {"format": "GGUF Q4_0"}}
+    spec = models.get_model("Llama-2-7b-chat-hf")
+    weights = (spec.n_params_per_token - 32000 * 4096) * 18 / 32 + 32000 * 4096 * 18 / 32  # Q4_0, lm_head too
+    kv = 2 * 32 * 32 * 128 * 2  # K and V, 32 layers, 32 KV heads of 128, fp16: 0.5 MiB a token
+    for batch in (1, 64):
+        step = weights + batch * kv * (512 + 256 / 2)
+        assert roofline.batch_decode_limit(doc, batch, 512, 256) == pytest.approx(batch * 4800e9 / step)
+    assert round(roofline.batch_decode_limit(doc, 64, 512, 256)) == 12195  # docs/statistics.md's example
+    assert roofline.batch_decode_limit({**doc, "gpu": {"name": "cpu", "count": 1}}, 4, 8, 16) is None
