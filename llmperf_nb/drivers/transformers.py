@@ -110,6 +110,8 @@ def sweep(args) -> None:
         key = (batch, len(p_ids))
         if key not in steppers:
             steppers.clear()
+            if args.device == "cuda":  # the last point's cache goes back to the device: each point's memory is its own
+                torch.cuda.empty_cache()
             steppers[key] = BatchStepper(torch, model, args, max_len=len(p_ids) + args.gen_len)
         return common.generate_batch(steppers[key], p_ids, batch, args.gen_len, nvml)
 
