@@ -300,3 +300,71 @@ def test_roofline_at_batch_b_reads_the_weights_once_per_step_and_every_sequences
         assert roofline.batch_decode_limit(doc, batch, 512, 256) == pytest.approx(batch * 4800e9 / step)
     assert round(roofline.batch_decode_limit(doc, 64, 512, 256)) == 12195  # docs/statistics.md's example
     assert roofline.batch_decode_limit({**doc, "gpu": {"name": "cpu", "count": 1}}, 4, 8, 16) is None
+
+
+def _long_serve(tmp_path, timeout_s: int) -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        BASE.replace("engines: [llama_cpp, {name: transformers, quantization: fp16}]", "engines: [llama_cpp]")
+        + f"warmup: 0\ntimeout_s: {timeout_s}\nworkloads:\n  - kind: serve\n    concurrency: [2]\n"
+        "    input_len: 8\n    output_len: 64\n    rounds: 500\n"
+    )
+    return path
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+@needs_aiperf
+def test_ctrl_c_during_a_level_stops_the_server_and_marks_the_cell(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    exe = Path(sys.executable).with_name("llmperf-nb")
+    out = tmp_path / "out"
+    env = {**os.environ, "AIPERF": aiperf(), "LLAMA_SERVER": ""}
+    argv = [
+        str(exe),
+        "run",
+        str(_long_serve(tmp_path, 3600)),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(persistent_cache()),
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 600
+    cell = out / "results" / "tiny-llama__cpu__llama_cpp__int4__serve"
+    while not (cell / "loadgen" / "c2").exists() and time.monotonic() < deadline:  # AIPerf is loading the server
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.5)
+    assert llama_servers(), "the server was not running during the level"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert llama_servers() == []
+    doc = results.load(cell / "result.json")
+    assert doc["status"] == "failed" and doc["error"]["message"].startswith("interrupted")
+
+
+@pytest.mark.slow
+@needs_llama_cpp
+@needs_aiperf
+def test_a_level_past_the_time_limit_fails_the_cell_and_the_server_is_stopped(tmp_path):
+    done = cli(
+        "run",
+        _long_serve(tmp_path, 40),
+        "--out",
+        tmp_path / "out",
+        "--cache-dir",
+        persistent_cache(),
+        "--no-progress",
+        env={"AIPERF": aiperf(), "LLAMA_SERVER": ""},
+        timeout=600,
+    )
+    assert done.returncode == 1, done.stderr
+    doc = results.load(tmp_path / "out" / "results" / "tiny-llama__cpu__llama_cpp__int4__serve" / "result.json")
+    assert doc["status"] == "failed" and "time limit" in doc["error"]["message"]
+    assert llama_servers() == []
