@@ -40,7 +40,7 @@ $(VENV)/.setup-test: pyproject.toml $(VENV)/.setup
 # huggingface_hub<2 and pandas~=2.3, which the engines' environment need not share (docs/serving.md).
 AIPERF_SPEC ?= aiperf==0.13.0
 AIPERF_VENV ?= .venv-aiperf
-export AIPERF ?= $(CURDIR)/$(AIPERF_VENV)/bin/aiperf
+export AIPERF ?= $(abspath $(AIPERF_VENV))/bin/aiperf
 
 $(AIPERF_VENV)/bin/aiperf:
 	$(PYTHON) -m venv $(AIPERF_VENV)
@@ -48,8 +48,11 @@ $(AIPERF_VENV)/bin/aiperf:
 	$(AIPERF_VENV)/bin/pip install -q $(AIPERF_SPEC)
 
 # llama-server for the serve workload's test (tests/test_workloads.py): built once into the test cache from the
-# bindings' own llama.cpp source, outside the tests' time (15-35 min on 2 cores the first time; then cached)
+# bindings' own llama.cpp source, outside the tests' time (about 40 min on a busy 2-core machine the first time,
+# docs/serving.md; then cached). A CI job from a fresh clone should point TEST_CACHE and AIPERF_VENV at folders
+# it keeps between runs.
 TEST_CACHE ?= .cache/tests
+export LLMPERF_NB_TEST_CACHE ?= $(abspath $(TEST_CACHE))
 
 $(TEST_CACHE)/.llama-server: $(VENV)/.setup
 	$(BIN)/python -m llmperf_nb.engines.llama_server $(TEST_CACHE)
