@@ -85,7 +85,8 @@ def _list(args) -> int:
             print(f"{m.name:28} {m.n_params / 1e9:6.2f} B params  {m.hf_repo or '(no HF repo: CPU quickstarts)'}")
     elif args.what == "engines":
         for e in registry.values():
-            print(f"{e.name:14} {e.label:16} quantizations: {', '.join(f'{q} -> {f}' for q, f in e.formats.items())}")
+            quants = ", ".join(f"{q} -> {f}" for q, f in e.formats.items())
+            print(f"{e.name:14} {e.label:16} workloads: {', '.join(e.workloads):21} quantizations: {quants}")
     else:
         for g in gpus.GPUS.values():
             bw = f"{g.bandwidth_gb_s:g} GB/s" if g.bandwidth_gb_s else ""

@@ -29,7 +29,7 @@ ALLOWED_ENV = (
     "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS",
     "OMP_NUM_THREADS", "LLAMA_CPP_LIB_PATH", "HF_HOME", "HF_HUB_OFFLINE", "HF_HUB_CACHE",
     "TORCH_CUDA_ARCH_LIST", "MAX_JOBS", "LLMPERF_NB_CACHE", "LLAMA_BENCH", "LLAMA_CPP_DIR", "TORCH_EXTENSIONS_DIR", "JUPYTER_PATH",
-    "LLMPERF_NB_COMMIT", "LLMPERF_NB_DIRTY",
+    "LLMPERF_NB_COMMIT", "LLMPERF_NB_DIRTY", "LLAMA_SERVER", "LLAMA_CPP_SDIST", "AIPERF",
     "MLC_LLM_SOURCE",  # where mlc-llm's Python source is (drivers/mlc_compat.py)
 )
 
@@ -72,14 +72,7 @@ def run(
     """
     argv = [os.fspath(a) for a in argv]
     start = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            argv, cwd=cwd, env=child_env(extra_env), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
-            start_new_session=True, preexec_fn=_die_with_parent_hook(),
-        )
-    except FileNotFoundError:
-        raise ProcessError(argv, 127, f"{argv[0]}: program not found") from None
+    proc = _popen(argv, cwd, extra_env, subprocess.PIPE)
     lines: list[str] = []
     recent: deque[str] = deque(maxlen=TAIL_LINES)
     deadline = None if timeout is None else start + timeout
@@ -100,6 +93,35 @@ def run(
     if check and proc.returncode != 0:
         raise ProcessError(argv, proc.returncode, tail(output), first_error(output))
     return done
+
+
+def _popen(argv: list[str], cwd, extra_env, stdout) -> subprocess.Popen:
+    """Start a child the way every one starts: its own session (a timeout or Ctrl-C stops it and all
+    it started), the allow-listed environment, killed when this process dies."""
+    try:
+        return subprocess.Popen(
+            argv, cwd=cwd, env=child_env(extra_env), stdout=stdout,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
+            start_new_session=True, preexec_fn=_die_with_parent_hook(),
+        )
+    except FileNotFoundError:
+        raise ProcessError(argv, 127, f"{argv[0]}: program not found") from None
+
+
+@contextlib.contextmanager
+def background(argv: Sequence[str | os.PathLike], log: Path, *, cwd=None, extra_env=None):
+    """Run ``argv`` while the block runs (a server), its merged output going to ``log``. On the way out,
+    whatever ended the block (its end, an error, a timeout, Ctrl-C), the process and everything it started
+    are stopped: TERM, then KILL. Yields the Popen (``poll()`` says whether it died early)."""
+    argv = [os.fspath(a) for a in argv]
+    with open(log, "w") as out:
+        proc = _popen(argv, cwd, extra_env, out)
+        try:
+            yield proc
+        finally:
+            _kill(proc)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)
 
 
 _ERROR_LINE = re.compile(r"error|assert|exception|fatal|abort|out of memory|not found|no such", re.IGNORECASE)

@@ -43,7 +43,7 @@ def setup(cell_dir: Path, cache_dir: Path) -> dict:
     cell = Cell.load(cell_dir)
     engine = registry[cell.engine.name]
     hw = hardware.detect()
-    skip = hardware.check_gpu(cell.gpu, hw) or engine.unavailable(cell)
+    skip = engine.lacks_workload(cell) or hardware.check_gpu(cell.gpu, hw) or engine.unavailable(cell)
     weights = {"source": cell.weights, "synthetic": cell.weights == "synthetic"}
     if skip is None and cell.weights == "hub":
         weights = hub.fetch(cell.model, engine.source_format(cell.quantization))
@@ -90,12 +90,8 @@ def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
     setup_doc = _read_output(folder, "setup")
     prepared = Prepared(**_read_output(folder, "compile"))
     engine = registry[cell.engine.name]
-    raw_path = folder.raw
     started = results.now()
-    argv = engine.benchmark_argv(cell, prepared, raw_path)
-    out = process.run(argv, timeout=cell.timeout_s, cwd=cell_dir, extra_env=gpu_env(cell),
-                      on_line=lambda line: print(line, end=""))
-    measurement = engine.parse_benchmark(cell, out.output, raw_path)
+    measurement = MEASURE[cell.kind](cell, engine, prepared, folder, cache_dir)
     weights = {**setup_doc["weights"], **prepared.weights, "format": prepared.format}
     weights.pop("path", None)
     doc = results.build(
@@ -108,9 +104,34 @@ def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
     if problem:
         raise EngineError(f"{engine.label}: {problem}")
     results.write(doc, folder.output("benchmark"))
-    d = doc["decode_tok_s"]
-    print(f"decode {d['mean']:.2f} ± {d['std']:.2f} tok/s over {d['n']} repetitions")
+    print(_summary_line(doc))
     return doc
+
+
+def _driver(cell: Cell, engine, prepared: Prepared, folder: layout.CellDir, cache_dir: Path):
+    """The single and sweep workloads: the engine's driver, in its own process, writes raw.json."""
+    argv = engine.benchmark_argv(cell, prepared, folder.raw)
+    out = process.run(argv, timeout=cell.timeout_s, cwd=folder.path, extra_env=gpu_env(cell),
+                      on_line=lambda line: print(line, end=""))
+    return engine.parse_benchmark(cell, out.output, folder.raw)
+
+
+def _server(cell: Cell, engine, prepared: Prepared, folder: layout.CellDir, cache_dir: Path):
+    """The serve workload: the engine's server and the load generator (llmperf_nb.serving)."""
+    from . import serving
+
+    return serving.measure(cell, engine, prepared, folder.path, cache_dir, gpu_env(cell))
+
+
+#: how each workload kind (llmperf_nb.workloads) is measured
+MEASURE = {"single": _driver, "sweep": _driver, "serve": _server}
+
+
+def _summary_line(doc: dict) -> str:
+    if results.kind(doc) == "single":
+        d = doc["decode_tok_s"]
+        return f"decode {d['mean']:.2f} ± {d['std']:.2f} tok/s over {d['n']} repetitions"
+    return f"{len(doc['points'])} points measured; problems: {'; '.join(doc['work']['problems']) or 'none'}"
 
 
 def _provenance(cell: Cell, hw: dict) -> dict:

@@ -5,7 +5,7 @@
 # GPU machine (no network needed). See docs/gpu-machine.md.
 #
 # Usage: scripts/gpu-bundle.sh [COMMAND] [PART...]
-#   fetch [base|exllamav2|bnb|llama|vllm|ray ...]
+#   fetch [base|exllamav2|bnb|llama|vllm|ray|aiperf ...]
 #                                      download/build what is missing (default: base exllamav2 bnb
 #                                      llama; vllm only when named: 280 MiB; ray only when named: 76 MiB)
 #   sizes                              print the size of each part and the total
@@ -30,6 +30,9 @@
 #   wheels-ray/        ray 2.60.0 (the --executor ray of docs/ray.md; 79.3 MB, one wheel: its other
 #                      requirements are on the image or in wheels-base), packed by scripts/xfer.sh into
 #                      .xfer/wheels-ray/00 and 01.
+#   wheels-aiperf/     aiperf 0.13.0 (the serve workload's load generator) and its whole dependency
+#                      closure for CPython 3.12 (pip's resolver: it runs from a site folder of its own,
+#                      so the image's packages are not reused), packed into .xfer/wheels-aiperf/KK/.
 #
 # Environment: PYTHON (interpreter whose pip downloads; default python3), GPU_BUNDLE_DIR.
 # Idempotent: files already present are kept; wheels no longer pinned are deleted.
@@ -300,6 +303,20 @@ pack_ray() {
   XFER_DIR="$REPO/.xfer" "$REPO/scripts/xfer.sh" plan wheels-ray >&2
 }
 
+AIPERF_VERSION=0.13.0  # pyproject.toml's `serve` extra and the Makefile's AIPERF_SPEC name the same
+
+fetch_aiperf() {  # the closure, resolved by pip for the GPU image's Python (no pin list: nothing is shared)
+  local dir="$DEST/wheels-aiperf" plat=() f
+  if [ -f "$dir/.complete-$AIPERF_VERSION" ]; then log "wheels-aiperf present"; return; fi
+  rm -rf "$dir" && mkdir -p "$dir"
+  for f in "${VLLM_PLATFORMS[@]}"; do plat+=(--platform "$f"); done
+  "$PY" -m pip download --only-binary=:all: --python-version 3.12 --implementation cp "${plat[@]}" \
+    -d "$dir" "aiperf==$AIPERF_VERSION" >&2
+  touch "$dir/.complete-$AIPERF_VERSION"
+  ( cd "$DEST" && XFER_DIR="$REPO/.xfer" "$REPO/scripts/xfer.sh" pack wheels-aiperf wheels-aiperf )
+  XFER_DIR="$REPO/.xfer" "$REPO/scripts/xfer.sh" plan wheels-aiperf >&2
+}
+
 fetch_llama() {
   local out="$DEST/$LCP_TARBALL"
   if [ -s "$out" ]; then
@@ -418,7 +435,8 @@ case $cmd in
         ray) fetch_wheels ray; pack_ray ;;
         llama) fetch_llama ;;
         bnb) fetch_bnb ;;
-        *) die "unknown part: $p (base, exllamav2, bnb, llama, vllm, ray)" ;;
+        aiperf) fetch_aiperf ;;
+        *) die "unknown part: $p (base, exllamav2, bnb, llama, vllm, ray, aiperf)" ;;
       esac
     done
     sizes ;;

@@ -198,6 +198,11 @@ FORBIDDEN = {
     "report": ("engines", "runners", "pipeline"),
     "roofline": ("engines", "runners", "pipeline"),
     "compare": ("engines", "runners", "pipeline"),
+    "throughput": ("engines", "runners", "pipeline"),
+    "points": ("engines", "runners", "pipeline"),
+    "workloads": ("engines", "runners", "pipeline", "steps"),
+    "serving": ("runners", "pipeline"),
+    "loadgen": ("engines", "runners", "pipeline"),
     **{m: ("pipeline", "runners", "engines") for m in ("models", "gpus", "hardware", "telemetry", "process", "tokenizer")},
 }
 

@@ -71,6 +71,63 @@ class Stepper:
         return self._forward(self.step_fn, ids, self.pos)
 
 
+class BatchStepper(Stepper):
+    """B sequences in one forward per step: input [B, 1] against a StaticCache of batch B (a new one per
+    batch size; shapes are fixed, so ``--compile`` works as at batch 1). Greedy: argmax per row, one
+    ``.tolist()`` per step that waits for the device."""
+
+    def _forward(self, fn, ids, pos) -> list[int]:
+        out = fn(input_ids=ids, position_ids=pos, use_cache=True, logits_to_keep=1, **{self.cache_kw: self.cache})
+        self.next_ids = out.logits[:, -1:].argmax(-1)  # [B, 1], the next input, on the device
+        self.last = [row[0] for row in self.next_ids.tolist()]
+        return self.last
+
+    def prefill(self, prompts: list[list[int]]) -> list[int]:
+        t = self.torch
+        n = len(prompts[0])
+        self.pos = t.full((len(prompts), 1), n - 1, device=self.device)
+        ids = t.tensor(prompts, device=self.device)
+        return self._forward(self.model, ids, t.arange(n, device=self.device)[None].expand(len(prompts), n))
+
+    def decode(self, tokens: list[int]) -> list[int]:
+        ids = self.next_ids if tokens == self.last else self.torch.tensor([[t] for t in tokens], device=self.device)
+        self.pos += 1
+        return self._forward(self.step_fn, ids, self.pos)
+
+
+def sweep(args) -> None:
+    """Every batch size x prompt length on one loaded model, with a StaticCache of that batch size."""
+    import torch
+    import transformers
+
+    if args.cache != "static":
+        sys.exit("a sweep runs with --cache static (a cache of B rows, fixed shapes)")
+    ids = common.parse_ids(args.prompt_ids)
+    model, facts = load(torch, args)
+    steppers: dict = {}
+
+    def run_point(p_ids, batch, nvml):
+        key = (batch, len(p_ids))
+        if key not in steppers:
+            steppers.clear()
+            if args.device == "cuda":  # the last point's cache goes back to the device: each point's memory is its own
+                torch.cuda.empty_cache()
+            steppers[key] = BatchStepper(torch, model, args, max_len=len(p_ids) + args.gen_len)
+        return common.generate_batch(steppers[key], p_ids, batch, args.gen_len, nvml)
+
+    with torch.inference_mode():
+        doc = common.sweep(run_point, args, ids)
+    doc.update(
+        engine_version=f"transformers {transformers.__version__} / torch {torch.__version__} "
+                       f"({args.device}, {args.dtype}, static cache of batch B, {'compiled' if args.compile else 'eager'})",
+        prompt_token_ids=ids,
+        settings={"device": args.device, "dtype": args.dtype, "cache": "static", "compile": args.compile,
+                  "attn": args.attn, "quant": args.quant, "threads": torch.get_num_threads(), **facts},
+        versions=_versions(torch, transformers, args),
+    )
+    common.write(doc, args.out)
+
+
 def load(torch, args):
     """The model on its device(s), and facts about how it was loaded."""
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -297,21 +354,30 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m llmperf_nb.drivers.transformers")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("bench")
-    b.add_argument("--model", required=True, help="HF checkpoint folder (with --random-init: config.json only)")
-    b.add_argument("--random-init", action="store_true", help="build from config.json with random weights on the device")
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    b.add_argument("--num-gpus", type=int, default=0, help="GPUs to spread the layers over (0: every visible one)")
-    b.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float32")
+    _model_args(b)
     b.add_argument("--cache", choices=["dynamic", "static"], default="dynamic")
-    b.add_argument("--compile", action="store_true")
-    b.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
-    b.add_argument("--quant", choices=["none", "bnb4"], default="none")
     b.add_argument("--crosscheck", action="store_true",
                    help="also time transformers' own generate() on the same model (same cache kind)")
     common.add_workload_args(b)
+    w = sub.add_parser("sweep", help="batch sizes x prompt lengths, with a StaticCache of batch B")
+    _model_args(w)
+    w.add_argument("--cache", choices=["static"], default="static")
+    common.add_workload_args(w)
+    common.add_sweep_args(w)
     args = ap.parse_args(argv)
-    bench(args)
+    {"bench": bench, "sweep": sweep}[args.cmd](args)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="HF checkpoint folder (with --random-init: config.json only)")
+    p.add_argument("--random-init", action="store_true", help="build from config.json with random weights on the device")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--num-gpus", type=int, default=0, help="GPUs to spread the layers over (0: every visible one)")
+    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float32")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
+    p.add_argument("--quant", choices=["none", "bnb4"], default="none")
 
 
 if __name__ == "__main__":

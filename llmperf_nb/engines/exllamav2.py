@@ -63,6 +63,8 @@ class ExLlamaV2Engine(Engine):
     options_class = Options
     label_ignores = ("crosscheck",)
     formats = {"int4": "GPTQ 4-bit g128"}
+    workload_gaps = {"sweep": "no batched driver yet (its dynamic generator batches; not wired into llmperf-nb)",
+                     "serve": "no OpenAI-compatible server of its own (TabbyAPI is a separate project)"}
     dockerfiles = {"cuda": "Dockerfile.cu121.exllamav2"}
     parsers = {
         "response": parsers.parse_response,

@@ -96,6 +96,8 @@ class Mlc(Engine):
                     f"and mlc-llm's Python source in ${mlc_compat.ENV_SOURCE} (docs/mlc.md)")
     options_class = Options
     formats = {"int4": "MLC q4f16_1", "fp16": "MLC q0f16"}
+    workload_gaps = {"sweep": "the Relax VM driver has no batched API (MLC's serve engine, libmlc_llm, is not built)",
+                     "serve": "mlc_llm serve needs libmlc_llm, which is not built here (docs/mlc.md)"}
     dockerfiles = {"cuda": "Dockerfile.cu130.mlc", "rocm": "Dockerfile.rocm62.mlc"}
     #: the target must fit the cell's GPU, so naming it never makes another configuration
     label_ignores = ("target",)

@@ -23,7 +23,16 @@ from ..exceptions import ConfigError, EngineError, WeightsError
 from ..importers import transformers as parsers
 from ..models import get_model
 from ..process import python
-from .base import Engine, Measurement, Prepared, cache_key, folder_bytes, measurement_from_raw, workload_args
+from .base import (
+    Engine,
+    Measurement,
+    Prepared,
+    cache_key,
+    driver_command,
+    folder_bytes,
+    measurement_from_raw,
+    workload_args,
+)
 
 if TYPE_CHECKING:
     from ..cells import Cell
@@ -56,6 +65,8 @@ class Transformers(Engine):
     options_class = Options
     label_ignores = ("crosscheck",)
     formats = {"int4": "bitsandbytes 4-bit (nf4)", "fp16": "safetensors fp16"}
+    workloads = ("single", "sweep")
+    workload_gaps = {"serve": "no server of its own (transformers serve is a development server, not run here)"}
     dockerfiles = {"cuda": "Dockerfile.cu126.transformers"}
     parsers = {"benchmark_hf": parsers.parse_benchmark_hf}
 
@@ -99,20 +110,20 @@ class Transformers(Engine):
             raise ConfigError("option 'compile' needs warmup: 1 or more, as the first run compiles the model")
         on_gpu = cell.gpu.name != "cpu"
         argv = [
-            python(), "-m", "llmperf_nb.drivers.transformers", "bench",
+            python(), "-m", "llmperf_nb.drivers.transformers", driver_command(cell),
             "--model", prepared.artifact,
             *workload_args(cell, raw_path),
             "--device", "cuda" if on_gpu else "cpu",
             "--num-gpus", str(cell.gpu.count if on_gpu else 0),
             "--dtype", opts.dtype or ("float16" if on_gpu else "float32"),
-            "--cache", opts.cache,
+            "--cache", "static" if cell.kind == "sweep" else opts.cache,
             "--attn", opts.attn,
             "--quant", "bnb4" if cell.quantization == "int4" else "none",
             "--seed", str(cell.seed),
         ]
         if opts.compile:
             argv.append("--compile")
-        if opts.crosscheck:
+        if opts.crosscheck and cell.kind == "single":
             argv.append("--crosscheck")
         if prepared.extra.get("random_init"):
             argv.append("--random-init")

@@ -67,6 +67,10 @@ class Vllm(Engine):
     options_class = Options
     label_ignores = ("crosscheck",)
     formats = {"fp16": "safetensors fp16", "int4": "GPTQ 4-bit g128"}
+    workloads = ("single", "serve")
+    workload_gaps = {"sweep": "no sweep driver yet (vllm.LLM batches, but it is not wired into llmperf-nb): "
+                              "its serve workload measures batching"}
+    server_counters = {"prompt": "vllm:prompt_tokens_total", "generation": "vllm:generation_tokens_total"}
     dockerfiles = {"cuda": "Dockerfile.cu130.vllm"}
     parsers = {
         "latency-json": parsers.parse_latency_json,
@@ -121,6 +125,25 @@ class Vllm(Engine):
         if opts.crosscheck:
             argv.append("--crosscheck")
         return argv + workload_args(cell, raw_path)
+
+    def server_argv(self, cell: Cell, prepared: Prepared, port: int) -> list[str]:
+        """vLLM's OpenAI-compatible server (what ``vllm serve`` runs), with the settings of the offline
+        driver: the same weights and load format, fp16, CUDA graphs unless enforce_eager, prefix caching off
+        (every request of a level has the same length and would otherwise share cached prefixes)."""
+        opts = self.options(**cell.engine.options)
+        _require_gpu(cell)
+        w = cell.workload
+        argv = [python(), "-m", "vllm.entrypoints.openai.api_server", "--model", prepared.artifact,
+                "--served-model-name", cell.model, "--host", "127.0.0.1", "--port", str(port),
+                "--load-format", prepared.extra.get("load_format", "auto"),
+                "--tensor-parallel-size", str(cell.num_shards), "--dtype", "float16",
+                "--gpu-memory-utilization", str(opts.gpu_memory_utilization), "--seed", str(cell.seed),
+                "--max-model-len", str(w["input_len"] + w["output_len"] + 16), "--no-enable-prefix-caching"]
+        return argv + (["--enforce-eager"] if opts.enforce_eager else [])
+
+    def server_version(self, cell: Cell, prepared: Prepared, log: str) -> str:
+        found = re.search(r"vLLM API server version ([\w.+-]+)", log)
+        return f"vLLM {found.group(1)} (OpenAI-compatible server)" if found else "vLLM (OpenAI-compatible server)"
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
         # the cross-check, versions and GC policy go to the build (and the cross-check's note) in measurement_from_raw
