@@ -31,6 +31,9 @@ def _run(args) -> int:
     s = pipeline.run(p, out, cache, runner=args.runner, force=args.force, progress=not args.no_progress,
                      only=args.only)
     print(f"cells: {s.ran} run, {s.reused} reused, {s.failed} failed, {s.skipped} not run here (see the report)")
+    if s.kept:
+        print(f"kept the earlier result of {len(s.kept)} cell(s) whose new run did not finish ok "
+              f"(its record: {out / pipeline.ATTEMPTS}/<cell>): {', '.join(s.kept)}")
     if args.no_report:
         print(f"results: {out / 'results'} (report not built: llmperf-nb report {out / 'results'})")
     else:

@@ -9,13 +9,15 @@ interrupted run loses no finished cell.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cells, process, results
+from . import cells, process, published, results
 from .engines import registry
 from .exceptions import LlmPerfError, SchemaError
-from .execute import NotebookFailed, execute, terminal
+from .execute import PARTIAL_SUFFIX, NotebookFailed, execute, terminal
 from .layout import STEPS, CellDir
 from .params import Params, expand
 from .paths import notebook
@@ -27,6 +29,8 @@ class Summary:
     reused: int = 0
     failed: int = 0
     skipped: int = 0
+    #: cells run again (--force) whose new run did not finish ok: their earlier result is kept
+    kept: list[str] = field(default_factory=list)
 
 
 def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local", force: bool = False,
@@ -42,14 +46,16 @@ def run(params: Params, out_dir: Path, cache_dir: Path, *, runner: str = "local"
             raise LlmPerfError(f"--only {only!r} matches no cell of {params.name}; cells are named like {expand(params)[0].id}")
     results_dir.mkdir(parents=True, exist_ok=True)
     with process.exclusive(out_dir / LOCK_FILE, what=f"a run into {out_dir.name}"):
-        return _run_cells(todo, params, results_dir, cache_dir, runner, force, progress)
+        return _run_cells(todo, params, out_dir, cache_dir, runner, force, progress)
 
 
 #: held (flock) by the run writing into a report folder: one run per folder at a time
 LOCK_FILE = ".llmperf-nb.lock"
+#: beside results/: where a cell with a good result is run again (--force) until its new result is complete
+ATTEMPTS = "attempts"
 
 
-def _run_cells(todo, params, results_dir, cache_dir, runner, force, progress) -> Summary:
+def _run_cells(todo, params, out_dir, cache_dir, runner, force, progress) -> Summary:
     from tqdm.auto import tqdm
 
     summary = Summary()
@@ -58,14 +64,17 @@ def _run_cells(todo, params, results_dir, cache_dir, runner, force, progress) ->
     try:
         for cell in todo:
             bar.set_postfix_str(cell.id, refresh=True)
-            cell_dir = results_dir / cell.id
-            if not force and _finished(cell_dir):
+            cell_dir = out_dir / "results" / cell.id
+            if _finished(cell_dir) and not force:
                 summary.reused += 1
             else:
-                status = run_cell(cell, cell_dir, cache_dir, runner)
+                again = _finished(cell_dir)
+                status = (run_again if again else run_cell)(cell, cell_dir, cache_dir, runner, report_dir=out_dir)
                 summary.ran += 1
                 summary.failed += status == "failed"
                 summary.skipped += status == "skipped"
+                if again and status != "ok":
+                    summary.kept.append(cell.id)
             bar.update(1)
     finally:
         bar.close()
@@ -84,27 +93,52 @@ def _finished(cell_dir: Path) -> bool:
         return False  # unreadable or from an unknown version: measure again
 
 
-def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str) -> str:
+def run_again(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str, *, report_dir: Path) -> str:
+    """Run a cell that has a good result again (--force), in ``attempts/<cell id>`` beside ``results/``.
+    Only a new ok result replaces the cell's folder; a new run that fails, is not run here or is
+    interrupted leaves the earlier result as it was, and its own record in ``attempts/<cell id>``."""
+    attempt = Path(report_dir) / ATTEMPTS / cell.id
+    if attempt.exists():
+        shutil.rmtree(attempt)
+    status = run_cell(cell, attempt, cache_dir, runner, report_dir=report_dir)
+    if status == "ok":
+        old = attempt.with_name(attempt.name + ".old")
+        os.replace(cell_dir, old)  # two renames on one filesystem: the new folder is whole when it lands
+        os.replace(attempt, cell_dir)
+        shutil.rmtree(old)
+    return status
+
+
+def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str, *, report_dir: Path | None = None) -> str:
     """Execute the cell's notebooks, one per step of layout.STEPS; always leaves a result.json.
-    Returns its status."""
+    Returns its status. What the cell's folder holds names no place on this machine (published.py)."""
     folder = CellDir(cell_dir)
     for stale in folder.stale():
-        # the old result stays until a new one replaces it (atomically): --force loses nothing
+        # the old result stays until a new one replaces it (atomically)
         if stale != folder.result:
             stale.unlink(missing_ok=True)
-    for partial in folder.path.glob("*.tmp"):
+    for partial in [*folder.path.glob("*.tmp"), *folder.path.glob("*" + PARTIAL_SUFFIX)]:
         partial.unlink()
     cell.save(cell_dir)
+    named = published.roots(cache_dir, report_dir or Path(cell_dir).parent.parent)
+    try:
+        return _run_steps(cell, folder, cache_dir, runner, named)
+    finally:
+        published.scrub_folder(folder.path, named)
+
+
+def _run_steps(cell: cells.Cell, folder: CellDir, cache_dir: Path, runner: str, named) -> str:
     started = results.now()
     for step in STEPS:
         try:
-            # the notebook runs in the cell's folder, so "." is the cell (and no machine path is published)
+            # the notebook runs in the cell's folder, so "." is the cell
             execute(notebook(step.name), folder.notebook(step.name),
-                    {"cell_dir": ".", "cache_dir": str(cache_dir), "runner": runner}, cwd=cell_dir)
+                    {"cell_dir": ".", "cache_dir": str(cache_dir), "runner": runner}, cwd=folder.path, named=named)
         except NotebookFailed as e:
             return _write_failed(cell, folder, started, step.name, f"{e.ename}: {e.evalue}")
         except OSError as e:  # a full disk: the cell fails with one line (if that can still be written)
-            return _write_failed(cell, folder, started, step.name, f"{e.strerror or e}: {e.filename or ''}")
+            where = f"{e.filename}: " if e.filename else ""
+            return _write_failed(cell, folder, started, step.name, f"{where}{e.strerror or e}")
         except KeyboardInterrupt as e:
             how = str(e) if isinstance(e, process.Interrupted) else "SIGINT"
             _write_interrupted(cell, folder, started, step.name, how)
