@@ -272,9 +272,12 @@ def exclusive(path: Path, what: str):
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             raise LlmPerfError(f"{what} is already going ({holder}); wait for it or stop it first") from None
-        os.ftruncate(fd, 0)
-        # no argv: it holds machine paths, and the lock lies in a folder that may be published
-        os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            # no argv: it holds machine paths, and the lock lies in a folder that may be published
+            os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        except OSError as e:  # a full disk: say where
+            raise OSError(e.errno, e.strerror, str(path)) from None
         yield
     finally:
         os.close(fd)
