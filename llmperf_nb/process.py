@@ -104,6 +104,21 @@ def run(
 _ERROR_LINE = re.compile(r"error|assert|exception|fatal|abort|out of memory|not found|no such", re.IGNORECASE)
 
 
+#: in a companion's environment: the sweep of a process tree (end_descendants) leaves it alone
+COMPANION = "LLMPERF_NB_COMPANION"
+
+
+def companion(argv: Sequence[str | os.PathLike], *, extra_env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start a helper that must outlive this process, to clean up after it (runners/lifeline.py):
+    the allow-listed environment, its own session, standard input a pipe this process holds, its
+    output discarded, and no parent-death signal. The one process not run through :func:`run`."""
+    env = {**child_env(extra_env), COMPANION: "1"}  # end_descendants leaves it to finish its work
+    return subprocess.Popen(
+        [os.fspath(a) for a in argv], env=env, stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
 def first_error(output: str) -> str | None:
     """The first line that reads like the cause, so a failure says more than its exit code."""
     for line in output.splitlines():
@@ -284,9 +299,10 @@ def exclusive(path: Path, what: str):
 
 
 def end_descendants(grace: float = 3.0) -> None:
-    """TERM every process below this one, then KILL what is left after ``grace`` seconds."""
+    """TERM every process below this one, then KILL what is left after ``grace`` seconds. Companions
+    are left to end by themselves: they clean up after the processes ended here (a container's lifeline)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = descendants()
+        pids = [p for p in descendants() if not _is_companion(p)]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
@@ -296,6 +312,14 @@ def end_descendants(grace: float = 3.0) -> None:
             if not [p for p in descendants() if p in pids]:
                 return
             time.sleep(0.05)
+
+
+def _is_companion(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"{COMPANION}=1".encode() in f.read().split(b"\0")
+    except OSError:
+        return False
 
 
 def _reap() -> None:

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
 import uuid
 from collections import deque
@@ -22,6 +23,10 @@ from ..exceptions import ContainerError, ProcessError, StepTimeout
 WORKSPACE = "/workspace"
 #: every container and build this runner starts carries it (tests look for leftovers by it)
 LABEL = "llmperf-nb"
+
+#: seconds the daemon may take to answer one call (a create copies the image's files on the vfs driver)
+API_TIMEOUT_S = 300
+
 
 def run_container(
     client,
@@ -47,6 +52,7 @@ def run_container(
     lines: list[str] = []
     recent: deque[str] = deque(maxlen=process.TAIL_LINES)
     container = None
+    lifeline = _lifeline(name)
     try:
         try:
             container = client.containers.create(
@@ -57,6 +63,9 @@ def run_container(
             container.start()
         except docker.errors.APIError as e:
             raise ContainerError(f"cannot start a container of {image[:19]}: {explain(e)}") from None
+        except requests.exceptions.RequestException as e:
+            raise ContainerError(f"cannot start a container of {image[:19]}: the Docker daemon did not answer "
+                                 f"({type(e).__name__}, limit {API_TIMEOUT_S} s): is it overloaded?") from None
         deadline = None if timeout is None else start + timeout
         try:
             _pump(container, lines, recent, on_line, deadline)
@@ -78,7 +87,37 @@ def run_container(
             raise ProcessError(argv, _returncode(code), process.tail(output), process.first_error(output))
         return process.Completed(argv, code, output, time.monotonic() - start)
     finally:
-        _remove(client, container, name)
+        try:
+            _remove(client, container, name)
+        finally:
+            # a create() that gave up waiting may still land: then the lifeline watches for it
+            _release(lifeline, removed=container is not None)
+
+
+def _lifeline(name: str):
+    """A process that removes the container ``name`` if this one dies before it does (runners/lifeline.py)."""
+    docker_env = {k: v for k, v in os.environ.items() if k in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")}
+    return process.companion([process.python(), "-m", "llmperf_nb.runners.lifeline", name], extra_env=docker_env)
+
+
+def _release(lifeline, removed: bool) -> None:
+    """The container is gone (``removed``): tell the lifeline so, and let it end. Otherwise it goes on
+    alone, as when this process dies, and removes the container if it appears."""
+    from .lifeline import DONE
+
+    try:
+        if removed:
+            lifeline.stdin.write(DONE)
+        lifeline.stdin.close()
+    except OSError:
+        pass  # it has ended already (a SIGTERM made it remove the container)
+    if not removed:
+        return
+    try:
+        lifeline.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        lifeline.kill()
+        lifeline.wait()
 
 
 def _remove(client, container, name: str) -> None:
@@ -147,7 +186,7 @@ def connect():
         finally:
             probe.close()
     try:
-        client = docker.from_env()
+        client = docker.from_env(timeout=API_TIMEOUT_S)
     except docker.errors.DockerException as e:
         raise ContainerError(unreachable(e, where)) from None
     try:
