@@ -24,6 +24,8 @@ WORKSPACE = "/workspace"
 #: every container and build this runner starts carries it (tests look for leftovers by it)
 LABEL = "llmperf-nb"
 
+#: what run_container tells a container's lifeline once it has removed the container itself
+LIFELINE_DONE = b"done\n"
 #: seconds the daemon may take to answer one call (a create copies the image's files on the vfs driver)
 API_TIMEOUT_S = 300
 
@@ -61,11 +63,8 @@ def run_container(
             )
             start = time.monotonic()
             container.start()
-        except docker.errors.APIError as e:
+        except (docker.errors.APIError, requests.exceptions.RequestException) as e:
             raise ContainerError(f"cannot start a container of {image[:19]}: {explain(e)}") from None
-        except requests.exceptions.RequestException as e:
-            raise ContainerError(f"cannot start a container of {image[:19]}: the Docker daemon did not answer "
-                                 f"({type(e).__name__}, limit {API_TIMEOUT_S} s): is it overloaded?") from None
         deadline = None if timeout is None else start + timeout
         try:
             _pump(container, lines, recent, on_line, deadline)
@@ -87,11 +86,15 @@ def run_container(
             raise ProcessError(argv, _returncode(code), process.tail(output), process.first_error(output))
         return process.Completed(argv, code, output, time.monotonic() - start)
     finally:
-        try:
-            _remove(client, container, name)
-        finally:
-            # a create() that gave up waiting may still land: then the lifeline watches for it
-            _release(lifeline, removed=container is not None)
+        _remove_and_release(client, container, name, lifeline)
+
+
+def _remove_and_release(client, container, name: str, lifeline) -> None:
+    try:
+        _remove(client, container, name)
+    finally:
+        # a create() that gave up waiting may still land: then the lifeline watches for it
+        _release(lifeline, removed=container is not None)
 
 
 def _lifeline(name: str):
@@ -103,11 +106,9 @@ def _lifeline(name: str):
 def _release(lifeline, removed: bool) -> None:
     """The container is gone (``removed``): tell the lifeline so, and let it end. Otherwise it goes on
     alone, as when this process dies, and removes the container if it appears."""
-    from .lifeline import DONE
-
     try:
         if removed:
-            lifeline.stdin.write(DONE)
+            lifeline.stdin.write(LIFELINE_DONE)
         lifeline.stdin.close()
     except OSError:
         pass  # it has ended already (a SIGTERM made it remove the container)
@@ -212,5 +213,9 @@ def unreachable(error: Exception, where: str) -> str:
 
 
 def explain(error) -> str:
+    import requests
+
+    if isinstance(error, requests.exceptions.RequestException):  # no answer in time, a dropped connection
+        return f"the Docker daemon did not answer ({type(error).__name__}, limit {API_TIMEOUT_S} s): is it overloaded?"
     explanation = getattr(error, "explanation", None)
     return str(explanation or error).strip().splitlines()[0]

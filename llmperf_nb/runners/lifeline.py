@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 
-DONE = b"done\n"
+from .containers import LIFELINE_DONE
 
 
 class _Stop(Exception):
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> int:
         said = sys.stdin.buffer.read()
     except _Stop:
         pass
-    if said == DONE:
+    if said == LIFELINE_DONE:
         return 0
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM does not stop the removal half-way
     return remove(name)
