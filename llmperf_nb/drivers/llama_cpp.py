@@ -16,7 +16,9 @@ import ctypes
 import os
 import sys
 
+from llmperf_nb import options
 from llmperf_nb.drivers import common
+from llmperf_nb.options.llama_cpp import Options
 
 SPLIT_MODES = {"none": 0, "layer": 1, "row": 2, "tensor": 3}  # llama_split_mode
 FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
@@ -44,16 +46,16 @@ class Stepper:
         self.log_cb = _quiet_logs(L)
         L.llama_backend_init()
         mp = L.llama_model_default_params()
-        mp.n_gpu_layers = args.n_gpu_layers
-        mp.split_mode = SPLIT_MODES[args.split_mode]
+        mp.n_gpu_layers = args.opts.n_gpu_layers
+        mp.split_mode = SPLIT_MODES[args.opts.split_mode]
         self.model = L.llama_model_load_from_file(args.model.encode(), mp)
         if not self.model:
             sys.exit(f"llama.cpp could not load {args.model}")
         cp = L.llama_context_default_params()
         cp.n_ctx = args.n_ctx
-        cp.n_batch = cp.n_ubatch = args.n_batch
-        cp.n_threads = cp.n_threads_batch = args.threads
-        cp.flash_attn_type = FLASH_ATTN[args.flash_attn]
+        cp.n_batch = cp.n_ubatch = args.opts.n_batch
+        cp.n_threads = cp.n_threads_batch = args.opts.threads
+        cp.flash_attn_type = FLASH_ATTN[args.opts.flash_attn]
         cp.no_perf = True
         self.ctx = L.llama_init_from_model(self.model, cp)
         if not self.ctx:
@@ -121,8 +123,8 @@ def bench(args) -> None:
     doc.update(
         engine_version=f"llama-cpp-python {L.__version__} (llama.cpp vendored in it); {info}",
         prompt_token_ids=ids,
-        settings={"n_gpu_layers": args.n_gpu_layers, "threads": args.threads, "n_batch": args.n_batch,
-                  "n_ctx": args.n_ctx, "flash_attn": args.flash_attn, "split_mode": args.split_mode,
+        settings={"n_gpu_layers": args.opts.n_gpu_layers, "threads": args.opts.threads, "n_batch": args.opts.n_batch,
+                  "n_ctx": args.n_ctx, "flash_attn": args.opts.flash_attn, "split_mode": args.opts.split_mode,
                   "sampler": args.sampler},
         **stepper.facts(),
     )
@@ -138,8 +140,8 @@ def crosscheck(args, doc: dict) -> dict:
     from llmperf_nb.importers.llama_cpp import parse_bench_json
 
     argv = [args.llama_bench, "-m", args.model, "-p", "0", "-n", str(args.gen_len), "-r", str(args.reps),
-            "-ngl", str(args.n_gpu_layers), "-sm", args.split_mode, "-t", str(args.threads),
-            "-fa", args.flash_attn, "-b", str(args.n_batch), "-o", "json"]
+            "-ngl", str(args.opts.n_gpu_layers), "-sm", args.opts.split_mode, "-t", str(args.opts.threads),
+            "-fa", args.opts.flash_attn, "-b", str(args.opts.n_batch), "-o", "json"]
     out = process.run(argv, timeout=3600)
     start = out.output.find("[")  # llama-bench logs to stderr, merged here: the JSON starts at "["
     bench = parse_bench_json(out.output[start:])
@@ -167,12 +169,8 @@ def main(argv=None) -> None:
     b = sub.add_parser("bench")
     b.add_argument("--model", required=True)
     common.add_workload_args(b)
-    b.add_argument("--n-gpu-layers", type=int, default=0)
-    b.add_argument("--split-mode", choices=SPLIT_MODES, default="layer")
-    b.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    b.add_argument("--n-batch", type=int, default=512)
-    b.add_argument("--n-ctx", type=int, default=0)
-    b.add_argument("--flash-attn", choices=FLASH_ATTN, default="auto")
+    options.add_argument(b)  # llmperf_nb/options/llama_cpp.py: n_gpu_layers, split_mode, threads, n_batch, ...
+    b.add_argument("--n-ctx", type=int, default=0, help="0: the prompt and gen_len, rounded up to 256")
     b.add_argument("--sampler", choices=["argmax", "llama"], default="argmax",
                    help="greedy pick: numpy argmax over the logits, or llama.cpp's greedy sampler")
     b.add_argument("--llama-bench", help="also run this llama-bench on the same file and settings (cross-check)")
@@ -181,7 +179,11 @@ def main(argv=None) -> None:
     q.add_argument("out")
     q.add_argument("type", choices=["Q4_0", "Q4_K_M", "Q8_0", "F16"])
     args = ap.parse_args(argv)
-    bench(args) if args.cmd == "bench" else quantize(args)
+    if args.cmd == "bench":
+        args.opts = options.read(args.options, Options)
+        bench(args)
+    else:
+        quantize(args)
 
 
 if __name__ == "__main__":
