@@ -157,7 +157,20 @@ def main(argv=None) -> int:
         # (nbclient's, when the kernel died under the same Ctrl-C, carries a whole traceback)
         how = f"stopped by {e}" if isinstance(e, Interrupted) else "interrupted"
         print(f"llmperf-nb: {how}; finished cells are kept, run again to go on", file=sys.stderr)
+        _quiet_shutdown()
         return 130
+
+
+def _quiet_shutdown() -> None:
+    """After the one line an interrupt prints, nothing more: what the interpreter prints while it
+    shuts down (an nbclient task that saw the kernel die under the same signal, left unawaited) is
+    the interrupt's echo, not news."""
+    import os
+
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 if __name__ == "__main__":
