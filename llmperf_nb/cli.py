@@ -34,6 +34,9 @@ def _run(args) -> int:
     s = pipeline.run(p, out, cache, executor=executor, runner=args.runner, force=args.force,
                      progress=not args.no_progress, only=args.only)
     print(f"cells: {s.ran} run, {s.reused} reused, {s.failed} failed, {s.skipped} not run here (see the report)")
+    if s.kept:
+        print(f"kept the earlier result of {len(s.kept)} cell(s) whose new run did not finish ok "
+              f"(its record: {out / pipeline.ATTEMPTS}/<cell>): {', '.join(s.kept)}")
     if args.no_report:
         print(f"results: {out / 'results'} (report not built: llmperf-nb report {out / 'results'})")
     else:
@@ -164,7 +167,20 @@ def main(argv=None) -> int:
         # (nbclient's, when the kernel died under the same Ctrl-C, carries a whole traceback)
         how = f"stopped by {e}" if isinstance(e, Interrupted) else "interrupted"
         print(f"llmperf-nb: {how}; finished cells are kept, run again to go on", file=sys.stderr)
+        _quiet_shutdown()
         return 130
+
+
+def _quiet_shutdown() -> None:
+    """After the one line an interrupt prints, nothing more: what the interpreter prints while it
+    shuts down (an nbclient task that saw the kernel die under the same signal, left unawaited) is
+    the interrupt's echo, not news."""
+    import os
+
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

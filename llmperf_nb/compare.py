@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import html
 import math
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import points, results
+from . import points, published, results
 from .exceptions import ConfigError, SchemaError
 
 #: Exit code of ``llmperf-nb compare`` when at least one cell regressed.
@@ -191,8 +192,13 @@ def summary(cmp: Comparison) -> str:
 
 
 def html_page(cmp: Comparison) -> str:
-    """A self-contained HTML page of the comparison (inline style, nothing fetched)."""
+    """A self-contained HTML page of the comparison (inline style, nothing fetched); the folders it
+    names are written from named roots, as in every published file (published.py)."""
     e = html.escape
+
+    def where(folder: str) -> str:
+        return published.shorten_text(os.path.abspath(folder), published.roots())
+
     head = ["cell", "decode A", "decode B", "change", "n A/B", "p", "prefill A", "prefill B", "change", "verdict"]
     body = []
     for c in cmp.cells:
@@ -214,7 +220,7 @@ td:not(:first-child):not(:last-child) {{ text-align: right; font-variant-numeric
 tr.regression td {{ background: #fde0dc; font-weight: bold; }}
 </style></head><body>
 <h1>Comparison</h1>
-<p>A: <code>{e(cmp.a)}</code><br>B: <code>{e(cmp.b)}</code></p>
+<p>A: <code>{e(where(cmp.a))}</code><br>B: <code>{e(where(cmp.b))}</code></p>
 <p>Decode and prefill tok/s: mean of the measured repetitions (warm-up excluded). change = (B &minus; A) / A.
 p: Welch's t-test on the per-repetition decode samples. A regression is p &lt; {cmp.alpha:g} and a slowdown of
 more than {cmp.threshold:.1%}.</p>

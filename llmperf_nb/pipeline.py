@@ -11,13 +11,15 @@ interrupted run loses no finished cell.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cells, process, results
+from . import cells, process, published, results
 from .engines import registry
 from .exceptions import LlmPerfError, SchemaError
-from .execute import NotebookFailed, execute, terminal
+from .execute import PARTIAL_SUFFIX, NotebookFailed, execute, terminal
 from .layout import STEPS, CellDir
 from .params import Params, expand
 from .paths import notebook
@@ -29,6 +31,8 @@ class Summary:
     reused: int = 0
     failed: int = 0
     skipped: int = 0
+    #: cells run again (--force) whose new run did not finish ok: their earlier result is kept
+    kept: list[str] = field(default_factory=list)
 
 
 def run(params: Params, out_dir: Path, cache_dir: Path | None, *, executor, runner: str = "local",
@@ -52,6 +56,8 @@ def run(params: Params, out_dir: Path, cache_dir: Path | None, *, executor, runn
 
 #: held (flock) by the run writing into a report folder: one run per folder at a time
 LOCK_FILE = ".llmperf-nb.lock"
+#: beside results/: where a cell with a good result is run again (--force) until its new result is complete
+ATTEMPTS = "attempts"
 
 
 def _run_cells(todo, params, results_dir, cache_dir, runner, force, progress, executor) -> Summary:
@@ -60,7 +66,8 @@ def _run_cells(todo, params, results_dir, cache_dir, runner, force, progress, ex
     summary = Summary()
     term = terminal()
     bar = tqdm(total=len(todo), unit="cell", desc=params.name, disable=not progress, file=term)
-    reused = [c for c in todo if not force and finished(results_dir / c.id)]
+    good = {c.id for c in todo if finished(results_dir / c.id)}
+    reused = [c for c in todo if not force and c.id in good]
     summary.reused = len(reused)
     bar.update(len(reused))
 
@@ -71,6 +78,8 @@ def _run_cells(todo, params, results_dir, cache_dir, runner, force, progress, ex
         summary.ran += 1
         summary.failed += status == "failed"
         summary.skipped += status == "skipped"
+        if cell.id in good and status != "ok":  # run again (--force): run_cell kept the earlier result
+            summary.kept.append(cell.id)
         bar.update(1)
 
     try:
@@ -94,31 +103,68 @@ def finished(cell_dir: Path) -> bool:
         return False  # unreadable or from an unknown version: measure again
 
 
-def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str, node: dict | None = None) -> str:
+def run_cell(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str, node: dict | None = None, *,
+             report_dir: Path | None = None) -> str:
     """Execute the cell's notebooks, one per step of layout.STEPS; always leaves a result.json.
     Returns its status. ``node``: where it ran, recorded in the result (an executor of many machines
-    says; results.py documents the field)."""
+    says; results.py documents the field). A cell that has a good result (--force) runs again in
+    ``attempts/<cell id>`` beside ``results/`` (:func:`run_again`). What the cell's folder holds names
+    no place on this machine (published.py)."""
+    report_dir = Path(report_dir) if report_dir else Path(cell_dir).parent.parent
+    if finished(cell_dir):
+        return run_again(cell, cell_dir, cache_dir, runner, node, report_dir=report_dir)
+    return _run_fresh(cell, cell_dir, cache_dir, runner, node, report_dir=report_dir)
+
+
+def run_again(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str, node: dict | None = None, *,
+              report_dir: Path) -> str:
+    """Run a cell that has a good result again (--force), in ``attempts/<cell id>`` beside ``results/``.
+    Only a new ok result replaces the cell's folder; a new run that fails, is not run here or is
+    interrupted leaves the earlier result as it was, and its own record in ``attempts/<cell id>``."""
+    attempt = Path(report_dir) / ATTEMPTS / cell.id
+    if attempt.exists():
+        shutil.rmtree(attempt)
+    status = _run_fresh(cell, attempt, cache_dir, runner, node, report_dir=report_dir)
+    if status == "ok":
+        old = attempt.with_name(attempt.name + ".old")
+        os.replace(cell_dir, old)  # two renames on one filesystem: the new folder is whole when it lands
+        os.replace(attempt, cell_dir)
+        shutil.rmtree(old)
+    return status
+
+
+def _run_fresh(cell: cells.Cell, cell_dir: Path, cache_dir: Path, runner: str, node: dict | None, *,
+               report_dir: Path) -> str:
     folder = CellDir(cell_dir)
     for stale in folder.stale():
-        # the old result stays until a new one replaces it (atomically): --force loses nothing
+        # the old result stays until a new one replaces it (atomically)
         if stale != folder.result:
             stale.unlink(missing_ok=True)
-    for partial in folder.path.glob("*.tmp"):
+    for partial in [*folder.path.glob("*.tmp"), *folder.path.glob("*" + PARTIAL_SUFFIX)]:
         partial.unlink()
     cell.save(cell_dir)
+    named = published.roots(cache_dir, report_dir)
+    try:
+        return _run_steps(cell, folder, cache_dir, runner, named, node)
+    finally:
+        published.scrub_folder(folder.path, named)
+
+
+def _run_steps(cell: cells.Cell, folder: CellDir, cache_dir: Path, runner: str, named, node: dict | None) -> str:
     started = results.now()
     for step in STEPS:
         try:
-            # the notebook runs in the cell's folder, so "." is the cell (and no machine path is published)
+            # the notebook runs in the cell's folder, so "." is the cell
             execute(notebook(step.name), folder.notebook(step.name),
-                    {"cell_dir": ".", "cache_dir": str(cache_dir), "runner": runner}, cwd=cell_dir)
+                    {"cell_dir": ".", "cache_dir": str(cache_dir), "runner": runner}, cwd=folder.path, named=named)
         except NotebookFailed as e:
             return _write_failed(cell, folder, started, step.name, f"{e.ename}: {e.evalue}", node)
         except OSError as e:  # a full disk: the cell fails with one line (if that can still be written)
-            return _write_failed(cell, folder, started, step.name, f"{e.strerror or e}: {e.filename or ''}", node)
+            where = f"{e.filename}: " if e.filename else ""
+            return _write_failed(cell, folder, started, step.name, f"{where}{e.strerror or e}", node)
         except KeyboardInterrupt as e:
             how = str(e) if isinstance(e, process.Interrupted) else "SIGINT"
-            record(cell, cell_dir, "failed", f"interrupted ({how}) during the {step.name} step; run again to measure it",
+            record(cell, folder.path, "failed", f"interrupted ({how}) during the {step.name} step; run again to measure it",
                    step=step.name, node=node, started=started)
             raise
         if step.name == "setup":

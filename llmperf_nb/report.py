@@ -13,7 +13,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from . import analysis, results, throughput
+from . import analysis, published, results, throughput
 from .exceptions import LlmPerfError, SchemaError
 from .execute import execute
 from .jsonfile import write_text
@@ -37,7 +37,8 @@ def build(results_dir: Path, out_dir: Path, title: str | None = None) -> Path:
     # relative to the report folder, where the notebook runs: no machine path in the published page
     rel = os.path.relpath(results_dir, out_dir)
     try:
-        execute(notebook("analysis"), new, {"results_dir": rel, "title": title}, cwd=out_dir)
+        execute(notebook("analysis"), new, {"results_dir": rel, "title": title}, cwd=out_dir,
+                named=published.roots(report_dir=out_dir))
         write_text(out_dir / "index.html", export_html(new))
         write_text(out_dir / "README.md", readme(docs, title, results_dir, out_dir))
         os.replace(new, executed)

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import hardware, layout, process, results
+from . import hardware, layout, process, published, results
 from .cells import Cell
 from .engines import registry
 from .engines.base import Prepared, gpu_env
@@ -48,8 +48,9 @@ def setup(cell_dir: Path, cache_dir: Path) -> dict:
     if skip is None and cell.weights == "hub":
         weights = hub.fetch(cell.model, engine.source_format(cell.quantization))
     elif skip is None and cell.weights == "local":
-        weights = hub.local(cell.local_path)
+        weights = hub.local(published.expand(cell.local_path, cache_dir))
     doc = {"hardware": hw, "weights": weights, "skip": skip, "format": engine.weight_format(cell.quantization)}
+    doc = published.shorten(doc, published.roots(cache_dir))  # the weights' path from the cache or ~
     write_json(layout.CellDir(cell_dir).output("setup"), doc)
     gpu = ", ".join(hw["gpu"]["detected"]) or "none"
     print(f"machine: {hw['cpu']['model']} ({hw['cpu']['usable_cores']} cores), GPUs: {gpu}")
@@ -62,11 +63,11 @@ def setup(cell_dir: Path, cache_dir: Path) -> dict:
 def compile(cell_dir: Path, cache_dir: Path) -> dict:
     """Make the engine's artifact (cached by its inputs)."""
     cell, folder = Cell.load(cell_dir), layout.CellDir(cell_dir)
-    setup_doc = _read_output(folder, "setup")
+    weights = published.expand_all(_read_output(folder, "setup")["weights"], cache_dir)
     engine = registry[cell.engine.name]
-    prepared = engine.compile(cell, setup_doc["weights"], cache_dir, process.run)
+    prepared = engine.compile(cell, weights, cache_dir, process.run)
     prepared.weights.update(_weights_digest(prepared))
-    doc = dataclasses.asdict(prepared)
+    doc = published.shorten(dataclasses.asdict(prepared), published.roots(cache_dir))  # the benchmark expands it
     write_json(folder.output("compile"), doc)
     state = "reused from cache" if prepared.cached else "made"
     print(f"{prepared.format}: {prepared.artifact} ({state})")
@@ -88,7 +89,7 @@ def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
     """Run the workload and write result.json."""
     cell, folder = Cell.load(cell_dir), layout.CellDir(cell_dir)
     setup_doc = _read_output(folder, "setup")
-    prepared = Prepared(**_read_output(folder, "compile"))
+    prepared = Prepared(**published.expand_all(_read_output(folder, "compile"), cache_dir))
     engine = registry[cell.engine.name]
     started = results.now()
     measurement = MEASURE[cell.kind](cell, engine, prepared, folder, cache_dir)
@@ -103,6 +104,7 @@ def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
     problem = results.check_counts(doc)
     if problem:
         raise EngineError(f"{engine.label}: {problem}")
+    doc = published.shorten(doc, published.roots(cache_dir))  # build.* and notes may quote the model's path
     results.write(doc, folder.output("benchmark"))
     print(_summary_line(doc))
     return doc

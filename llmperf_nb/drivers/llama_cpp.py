@@ -18,7 +18,9 @@ import ctypes
 import os
 import sys
 
+from llmperf_nb import options
 from llmperf_nb.drivers import common
+from llmperf_nb.options.llama_cpp import Options
 
 SPLIT_MODES = {"none": 0, "layer": 1, "row": 2, "tensor": 3}  # llama_split_mode
 FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
@@ -43,8 +45,8 @@ def _quiet_logs(L):
 def load_model(L, args):
     L.llama_backend_init()
     mp = L.llama_model_default_params()
-    mp.n_gpu_layers = args.n_gpu_layers
-    mp.split_mode = SPLIT_MODES[args.split_mode]
+    mp.n_gpu_layers = args.opts.n_gpu_layers
+    mp.split_mode = SPLIT_MODES[args.opts.split_mode]
     model = L.llama_model_load_from_file(args.model.encode(), mp)
     if not model:
         sys.exit(f"llama.cpp could not load {args.model}")
@@ -57,8 +59,8 @@ def new_context(L, model, args, n_ctx: int, n_batch: int, n_seq: int = 1):
     cp.n_batch = cp.n_ubatch = n_batch
     cp.n_seq_max = n_seq
     cp.kv_unified = False  # each sequence its own n_ctx / n_seq cells, as llama-batched-bench by default
-    cp.n_threads = cp.n_threads_batch = args.threads
-    cp.flash_attn_type = FLASH_ATTN[args.flash_attn]
+    cp.n_threads = cp.n_threads_batch = args.opts.threads
+    cp.flash_attn_type = FLASH_ATTN[args.opts.flash_attn]
     cp.no_perf = True
     ctx = L.llama_init_from_model(model, cp)
     if not ctx:
@@ -71,7 +73,7 @@ class Stepper:
         self.L = L
         self.log_cb = _quiet_logs(L)
         self.model = load_model(L, args)
-        self.ctx = new_context(L, self.model, args, args.n_ctx, args.n_batch)
+        self.ctx = new_context(L, self.model, args, args.n_ctx, args.opts.n_batch)
         sp = L.llama_sampler_chain_default_params()
         sp.no_perf = True
         self.sampler = L.llama_sampler_chain_init(sp)
@@ -130,7 +132,7 @@ class BatchStepper:
 
     def __init__(self, L, model, args, batch: int, max_len: int):
         self.L, self.batch = L, batch
-        self.n_batch = max(args.n_batch, batch)
+        self.n_batch = max(args.opts.n_batch, batch)
         self.ctx = new_context(L, model, args, batch * ((max_len + 255) // 256 * 256), self.n_batch, batch)
         self.n_vocab = L.llama_vocab_n_tokens(L.llama_model_get_vocab(model))
         self.b = L.llama_batch_init(self.n_batch, 0, 1)
@@ -196,8 +198,8 @@ def sweep(args) -> None:
     info = L.llama_print_system_info().decode().strip()
     doc.update(engine_version=f"llama-cpp-python {L.__version__} (llama.cpp vendored in it); {info}",
                prompt_token_ids=ids,
-               settings={"n_gpu_layers": args.n_gpu_layers, "threads": args.threads, "n_batch": args.n_batch,
-                         "flash_attn": args.flash_attn, "split_mode": args.split_mode, "kv_unified": False,
+               settings={"n_gpu_layers": args.opts.n_gpu_layers, "threads": args.opts.threads, "n_batch": args.opts.n_batch,
+                         "flash_attn": args.opts.flash_attn, "split_mode": args.opts.split_mode, "kv_unified": False,
                          "api": "llama_batch_init + llama_decode, one seq_id per sequence"})
     L.llama_model_free(model)
     common.write(doc, args.out)
@@ -215,8 +217,8 @@ def bench(args) -> None:
     doc.update(
         engine_version=f"llama-cpp-python {L.__version__} (llama.cpp vendored in it); {info}",
         prompt_token_ids=ids,
-        settings={"n_gpu_layers": args.n_gpu_layers, "threads": args.threads, "n_batch": args.n_batch,
-                  "n_ctx": args.n_ctx, "flash_attn": args.flash_attn, "split_mode": args.split_mode,
+        settings={"n_gpu_layers": args.opts.n_gpu_layers, "threads": args.opts.threads, "n_batch": args.opts.n_batch,
+                  "n_ctx": args.n_ctx, "flash_attn": args.opts.flash_attn, "split_mode": args.opts.split_mode,
                   "sampler": args.sampler},
         **stepper.facts(),
     )
@@ -232,8 +234,8 @@ def crosscheck(args, doc: dict) -> dict:
     from llmperf_nb.importers.llama_cpp import parse_bench_json
 
     argv = [args.llama_bench, "-m", args.model, "-p", "0", "-n", str(args.gen_len), "-r", str(args.reps),
-            "-ngl", str(args.n_gpu_layers), "-sm", args.split_mode, "-t", str(args.threads),
-            "-fa", args.flash_attn, "-b", str(args.n_batch), "-o", "json"]
+            "-ngl", str(args.opts.n_gpu_layers), "-sm", args.opts.split_mode, "-t", str(args.opts.threads),
+            "-fa", args.opts.flash_attn, "-b", str(args.opts.n_batch), "-o", "json"]
     out = process.run(argv, timeout=3600)
     start = out.output.find("[")  # llama-bench logs to stderr, merged here: the JSON starts at "["
     bench = parse_bench_json(out.output[start:])
@@ -261,12 +263,8 @@ def main(argv=None) -> None:
     b = sub.add_parser("bench")
     b.add_argument("--model", required=True)
     common.add_workload_args(b)
-    b.add_argument("--n-gpu-layers", type=int, default=0)
-    b.add_argument("--split-mode", choices=SPLIT_MODES, default="layer")
-    b.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    b.add_argument("--n-batch", type=int, default=512)
-    b.add_argument("--n-ctx", type=int, default=0)
-    b.add_argument("--flash-attn", choices=FLASH_ATTN, default="auto")
+    options.add_argument(b)  # llmperf_nb/options/llama_cpp.py: n_gpu_layers, split_mode, threads, n_batch, ...
+    b.add_argument("--n-ctx", type=int, default=0, help="0: the prompt and gen_len, rounded up to 256")
     b.add_argument("--sampler", choices=["argmax", "llama"], default="argmax",
                    help="greedy pick: numpy argmax over the logits, or llama.cpp's greedy sampler")
     b.add_argument("--llama-bench", help="also run this llama-bench on the same file and settings (cross-check)")
@@ -274,16 +272,14 @@ def main(argv=None) -> None:
     w.add_argument("--model", required=True)
     common.add_workload_args(w)
     common.add_sweep_args(w)
-    w.add_argument("--n-gpu-layers", type=int, default=0)
-    w.add_argument("--split-mode", choices=SPLIT_MODES, default="layer")
-    w.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    w.add_argument("--n-batch", type=int, default=512)
-    w.add_argument("--flash-attn", choices=FLASH_ATTN, default="auto")
+    options.add_argument(w)
     q = sub.add_parser("quantize")
     q.add_argument("inp")
     q.add_argument("out")
     q.add_argument("type", choices=["Q4_0", "Q4_K_M", "Q8_0", "F16"])
     args = ap.parse_args(argv)
+    if args.cmd in ("bench", "sweep"):
+        args.opts = options.read(args.options, Options)
     {"bench": bench, "sweep": sweep, "quantize": quantize}[args.cmd](args)
 
 

@@ -8,15 +8,17 @@ the timing lines of llama.cpp's completion programs (:mod:`llmperf_nb.importers.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from ..exceptions import ConfigError, EngineError, WeightsError
+from ..exceptions import EngineError, WeightsError
 from ..importers import llama_cpp as parsers
 from ..models import get_model
+from ..options import argv as options_argv
+from ..options.llama_cpp import Options
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, driver_command, measurement_from_raw, workload_args
 
@@ -24,25 +26,6 @@ GGUF_WRITER_VERSION = 2  # bump when weights/gguf.py writes different bytes for 
 
 if TYPE_CHECKING:
     from ..cells import Cell
-
-
-@dataclass(frozen=True)
-class Options:
-    n_gpu_layers: int = 999  # all layers on the GPU; ignored on the CPU
-    # tensor: llama.cpp's tensor parallelism (meta device, needs flash attention); row: the older row split,
-    # which the CUDA backend of the llama.cpp vendored in llama-cpp-python 0.3.36 no longer has
-    split_mode: Literal["layer", "row", "tensor", "none"] = "layer"
-    flash_attn: Literal["auto", "on", "off"] = "auto"
-    threads: int | None = None  # None: every usable core on the CPU, 1 when fully offloaded
-    n_batch: int = 512
-    # also run llama.cpp's own llama-bench on the same file and settings ($LLAMA_BENCH or PATH)
-    crosscheck: bool = False
-
-    def validate(self):
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError("option 'threads' must be at least 1")
-        if self.n_batch < 1:
-            raise ConfigError("option 'n_batch' must be at least 1")
 
 
 class LlamaCpp(Engine):
@@ -121,16 +104,17 @@ class LlamaCpp(Engine):
     def benchmark_argv(self, cell: Cell, prepared: Prepared, raw_path: Path) -> list[str]:
         opts = self.options(**cell.engine.options)
         on_gpu = cell.gpu.name != "cpu"
-        threads = opts.threads or (1 if on_gpu else len(os.sched_getaffinity(0)))
+        # what depends on the cell, resolved here; the driver reads the options back as they are
+        resolved = dataclasses.replace(
+            opts,
+            n_gpu_layers=opts.n_gpu_layers if on_gpu else 0,
+            threads=opts.threads or (1 if on_gpu else len(os.sched_getaffinity(0))),
+        )
         return [
             python(), "-m", "llmperf_nb.drivers.llama_cpp", driver_command(cell),
             "--model", prepared.artifact,
             *workload_args(cell, raw_path),
-            "--n-gpu-layers", str(opts.n_gpu_layers if on_gpu else 0),
-            "--split-mode", opts.split_mode,
-            "--flash-attn", opts.flash_attn,
-            "--threads", str(threads),
-            "--n-batch", str(opts.n_batch),
+            *options_argv(resolved),
             *(["--llama-bench", _llama_bench()] if opts.crosscheck and cell.kind == "single" else []),
         ]
 

@@ -25,13 +25,14 @@ Benchmark: :mod:`llmperf_nb.drivers.vllm` (batch 1, greedy, ignore_eos, vLLM's d
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
 from ..importers import vllm as parsers
 from ..models import get_model
+from ..options import argv as options_argv
+from ..options.vllm import Options
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
@@ -44,18 +45,6 @@ PREPARE_VERSION = 2
 #: what the log lines vLLM prints while it builds the engine say it chose
 _KERNEL = re.compile(r"Using (\w+) for (\w*LinearMethod)")
 _ATTENTION = re.compile(r"Using (\w+) attention backend")
-
-
-@dataclass(frozen=True)
-class Options:
-    enforce_eager: bool = False  # True: no CUDA graphs (vLLM's default is to capture them)
-    gpu_memory_utilization: float = 0.9
-    # also run vLLM's own `vllm bench latency` on the same weights and settings, in the same command
-    crosscheck: bool = False
-
-    def validate(self):
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise ConfigError(f"option 'gpu_memory_utilization' must be in (0, 1], got {self.gpu_memory_utilization}")
 
 
 class Vllm(Engine):
@@ -117,13 +106,9 @@ class Vllm(Engine):
             "--load-format", prepared.extra.get("load_format", "auto"),
             "--tensor-parallel-size", str(cell.num_shards),
             "--dtype", "float16",
-            "--gpu-memory-utilization", str(opts.gpu_memory_utilization),
             "--seed", str(cell.seed),
+            *options_argv(opts),
         ]
-        if opts.enforce_eager:
-            argv.append("--enforce-eager")
-        if opts.crosscheck:
-            argv.append("--crosscheck")
         return argv + workload_args(cell, raw_path)
 
     def server_argv(self, cell: Cell, prepared: Prepared, port: int) -> list[str]:
