@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .exceptions import EngineError
+from .jsonfile import write_json, write_text
 
 VOCAB_FILE = Path(__file__).resolve().parent / "data" / "ggml-vocab-llama-spm.gguf"
 
@@ -102,11 +103,8 @@ def _converted():
     bos, add_bos = _bos()
     try:
         saved.parent.mkdir(parents=True, exist_ok=True)
-        for path, write in ((saved, lambda p: tok.save(str(p))),
-                            (meta, lambda p: p.write_text(json.dumps({"bos": bos, "add_bos": add_bos})))):
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            write(tmp)
-            os.replace(tmp, path)
+        write_text(saved, tok.to_str())
+        write_json(meta, {"bos": bos, "add_bos": add_bos})  # last: it marks the pair complete
     except OSError:
         pass  # a read-only or full cache: convert again next time
     return tok, bos, add_bos
