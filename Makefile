@@ -33,11 +33,33 @@ TORCH_SPEC ?= torch==2.13.0
 
 $(VENV)/.setup-test: pyproject.toml $(VENV)/.setup
 	$(BIN)/pip install -q $(TORCH_SPEC)
-	$(BIN)/pip install -q -e '.[llama_cpp,docker,test,transformers,mlc]'
+	$(BIN)/pip install -q -e '.[llama_cpp,docker,test,transformers,mlc,ray]'
+	touch $@
+
+# The serve workload's load generator, AIPerf (pyproject.toml's `serve` extra), in its own venv: it pins
+# huggingface_hub<2 and pandas~=2.3, which the engines' environment need not share (docs/serving.md).
+AIPERF_SPEC ?= aiperf==0.13.0
+AIPERF_VENV ?= .venv-aiperf
+export AIPERF ?= $(abspath $(AIPERF_VENV))/bin/aiperf
+
+$(AIPERF_VENV)/bin/aiperf:
+	$(PYTHON) -m venv $(AIPERF_VENV)
+	$(AIPERF_VENV)/bin/pip install -q --upgrade pip
+	$(AIPERF_VENV)/bin/pip install -q $(AIPERF_SPEC)
+
+# llama-server for the serve workload's test (tests/test_workloads.py): built once into the test cache from the
+# bindings' own llama.cpp source, outside the tests' time (about 40 min on a busy 2-core machine the first time,
+# docs/serving.md; then cached). A CI job from a fresh clone should point TEST_CACHE and AIPERF_VENV at folders
+# it keeps between runs.
+TEST_CACHE ?= .cache/tests
+export LLMPERF_NB_TEST_CACHE ?= $(abspath $(TEST_CACHE))
+
+$(TEST_CACHE)/.llama-server: $(VENV)/.setup
+	$(BIN)/python -m llmperf_nb.engines.llama_server $(TEST_CACHE)
 	touch $@
 
 setup: $(VENV)/.setup
-setup-test: $(VENV)/.setup-test
+setup-test: $(VENV)/.setup-test $(AIPERF_VENV)/bin/aiperf $(TEST_CACHE)/.llama-server
 
 report: setup
 	$(BIN)/llmperf-nb run params/quickstart.yaml

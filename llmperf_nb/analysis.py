@@ -106,12 +106,22 @@ def _latency_ms(lat: dict | None) -> dict:
     return {f"token_{k}_ms": (lat[k] * 1e3 if lat else None) for k in keys}
 
 
-def load(results_dir: str | Path):
-    """(documents, DataFrame) for every result file below ``results_dir``."""
+#: the columns of :func:`rows`, so that a run with no cell of a kind still has a table to filter
+COLUMNS = ("cell", "model", "gpu", "engine", "quantization", "weights", "status", "decode_tok_s", "decode_std",
+           "decode_ci95", "decode_cv", "prefill_tok_s", "ttft_ms", "reps", "prompt_tokens", "gen_tokens",
+           "peak_mem_gib", "token_p50_ms", "token_p99_ms", "token_max_ms", "work", "bw_fraction",
+           "decode_limit_tok_s", "prefill_limit_tok_s", "prefill_fraction", "stability", "error")
+
+
+def load(results_dir: str | Path, kind: str | None = "single"):
+    """(documents, DataFrame) for every result file below ``results_dir`` of workload ``kind`` (the
+    single batch-1 workload, which this module's tables show; None: every result)."""
     import pandas as pd
 
     docs = ordered([escaped(d) for d in results.load_dir(results_dir)])
-    return docs, pd.DataFrame(rows(docs))
+    if kind is not None:
+        docs = [d for d in docs if results.kind(d) == kind]
+    return docs, pd.DataFrame(rows(docs), columns=list(COLUMNS))
 
 
 #: what a value from a result file could do in a published page: open a tag or an entity (HTML),
@@ -471,4 +481,18 @@ def provenance_lines(docs: list[dict]) -> list[str]:
 
     gpus = ("GPUs: none, every cell ran on the CPU" if all(d["gpu"]["name"] == "cpu" for d in ok)
             else common_and_exceptions(gpus_of, "GPU UUIDs"))
-    return [gpus, common_and_exceptions(commit_of, "llmperf-nb commit")]
+    return [gpus, common_and_exceptions(commit_of, "llmperf-nb commit"), *node_lines(docs)]
+
+
+def node_lines(docs: list[dict]) -> list[str]:
+    """Which machines of a cluster ran the cells (the results' ``node``), when a cluster ran them."""
+    counts: dict[str, int] = {}
+    for d in docs:
+        node = d.get("node")
+        if node:
+            name = f"{node['hostname'] or node['ip']} ({node['ip']}, node {node['node_id'][:8]})"
+            counts[name] = counts.get(name, 0) + 1
+    if not counts:
+        return []
+    ran = ", ".join(f"{name}: {n} cell{'s' if n > 1 else ''}" for name, n in sorted(counts.items()))
+    return [f"Ray nodes: {ran}"]

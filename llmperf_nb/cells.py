@@ -1,4 +1,4 @@
-"""A cell is one (model, GPU, engine) combination of a params matrix, fully resolved.
+"""A cell is one (model, GPU, engine, workload) combination of a params matrix, fully resolved.
 
 Cells travel as ``cell.json`` into whatever runs a step (a local process, a container), so they
 hold only portable values: no paths of the host.
@@ -55,10 +55,19 @@ class Cell:
     min_time_s: float
     timeout_s: float
     seed: int
+    # what runs once the engine is loaded (llmperf_nb.workloads): cell.json files written before
+    # workloads existed have none, and ran the single batch-1 workload
+    workload: dict = field(default_factory=lambda: {"kind": "single"})
+
+    @property
+    def kind(self) -> str:
+        return self.workload["kind"]
 
     @property
     def id(self) -> str:
-        return f"{self.model}__{self.gpu.label}__{self.engine.label}__{self.quantization}"
+        # a single cell keeps the id it had before workloads; the others name their kind
+        suffix = "" if self.kind == "single" else f"__{self.kind}"
+        return f"{self.model}__{self.gpu.label}__{self.engine.label}__{self.quantization}{suffix}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

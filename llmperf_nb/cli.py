@@ -1,6 +1,6 @@
 """The ``llmperf-nb`` command.
 
-    llmperf-nb run PARAMS [--out DIR] [--force] [--runner local|docker]
+    llmperf-nb run PARAMS [--out DIR] [--force] [--runner local|docker] [--executor local|ray [--address ADDR]]
     llmperf-nb report RESULTS_DIR [--out DIR]
     llmperf-nb compare RESULTS_A RESULTS_B [--threshold 0.05] [--alpha 0.05] [--html OUT.html]
     llmperf-nb import --engine NAME LOGFILE
@@ -22,15 +22,21 @@ from .exceptions import LlmPerfError
 
 def _run(args) -> int:
     from . import params, pipeline, report
-    from .notebook import default_cache_dir
+    from .executors import get_executor
 
     p = params.load(args.params)
     pipeline.check_runner(args.runner)
+    options = {k: v for k, v in (("address", args.address), ("per_host", args.per_host)) if v is not None}
+    executor = get_executor(args.executor, **options)
     out = Path(args.out) if args.out else Path("reports") / p.name
-    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    s = pipeline.run(p, out, cache, runner=args.runner, force=args.force, progress=not args.no_progress,
-                     only=args.only)
+    # no --cache-dir: each machine's own default (a cluster's nodes have their own homes)
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    s = pipeline.run(p, out, cache, executor=executor, runner=args.runner, force=args.force,
+                     progress=not args.no_progress, only=args.only)
     print(f"cells: {s.ran} run, {s.reused} reused, {s.failed} failed, {s.skipped} not run here (see the report)")
+    if s.kept:
+        print(f"kept the earlier result of {len(s.kept)} cell(s) whose new run did not finish ok "
+              f"(its record: {out / pipeline.ATTEMPTS}/<cell>): {', '.join(s.kept)}")
     if args.no_report:
         print(f"results: {out / 'results'} (report not built: llmperf-nb report {out / 'results'})")
     else:
@@ -82,7 +88,8 @@ def _list(args) -> int:
             print(f"{m.name:28} {m.n_params / 1e9:6.2f} B params  {m.hf_repo or '(no HF repo: CPU quickstarts)'}")
     elif args.what == "engines":
         for e in registry.values():
-            print(f"{e.name:14} {e.label:16} quantizations: {', '.join(f'{q} -> {f}' for q, f in e.formats.items())}")
+            quants = ", ".join(f"{q} -> {f}" for q, f in e.formats.items())
+            print(f"{e.name:14} {e.label:16} workloads: {', '.join(e.workloads):21} quantizations: {quants}")
     else:
         for g in gpus.GPUS.values():
             bw = f"{g.bandwidth_gb_s:g} GB/s" if g.bandwidth_gb_s else ""
@@ -98,6 +105,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="report folder (default: reports/<name>)")
     r.add_argument("--cache-dir", help="weights cache (default: $LLMPERF_NB_CACHE or ~/.cache/llmperf-nb)")
     r.add_argument("--runner", default="local", help="local (default) or docker")
+    r.add_argument("--executor", default="local",
+                   help="local (default: here, one cell after another) or ray (a Ray cluster, docs/ray.md)")
+    r.add_argument("--address", help="ray: the cluster's head, HEAD_IP:6379 (default: $RAY_ADDRESS, else the "
+                                     "cluster started on this machine)")
+    r.add_argument("--per-host", type=int, metavar="N",
+                   help="ray: cells at once on one host (default 1: concurrent benchmarks disturb each other)")
     r.add_argument("--force", action="store_true", help="run finished cells again")
     r.add_argument("--only", metavar="GLOB", help="run only the cells whose id matches, e.g. '*__h200x2__*'")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -154,7 +167,20 @@ def main(argv=None) -> int:
         # (nbclient's, when the kernel died under the same Ctrl-C, carries a whole traceback)
         how = f"stopped by {e}" if isinstance(e, Interrupted) else "interrupted"
         print(f"llmperf-nb: {how}; finished cells are kept, run again to go on", file=sys.stderr)
+        _quiet_shutdown()
         return 130
+
+
+def _quiet_shutdown() -> None:
+    """After the one line an interrupt prints, nothing more: what the interpreter prints while it
+    shuts down (an nbclient task that saw the kernel die under the same signal, left unawaited) is
+    the interrupt's echo, not news."""
+    import os
+
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

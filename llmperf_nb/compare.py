@@ -1,6 +1,7 @@
 """Compare two folders of result files cell by cell: did decode speed change, and is the change real?
 
-Cells are matched by ``cell_id`` (model, GPU, engine and quantization). For a cell that is ok on both
+Cells are matched by ``cell_id`` (model, GPU, engine, quantization and workload kind); the points of a
+sweep or serving result by batch size and prompt length, or concurrency (:func:`comparable`). For a cell that is ok on both
 sides, the raw per-repetition decode samples of A and B go through Welch's t-test (unequal variances);
 the change is significant when p < alpha, and a **regression** is a significant slowdown of more than
 ``threshold`` (relative to A). ``llmperf-nb compare`` exits with :data:`REGRESSION_EXIT` when it finds
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import html
 import math
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import results
+from . import points, published, results
 from .exceptions import ConfigError, SchemaError
 
 #: Exit code of ``llmperf-nb compare`` when at least one cell regressed.
@@ -112,10 +114,31 @@ def compare_docs(docs_a: list[dict], docs_b: list[dict], threshold: float = 0.05
             out.cells.append(CellComparison(cell_id, "ok", "ok", None, None,
                                             "not compared: not a clean number (" + " / ".join(unclean) + ")"))
             continue
-        decode = metric_change(da, db, "decode_tok_s")
-        prefill = metric_change(da, db, "prefill_tok_s")
-        verdict, regression = _verdict(decode, threshold, alpha)
-        out.cells.append(CellComparison(cell_id, "ok", "ok", decode, prefill, verdict, regression))
+        pa, pb = dict(comparable(da)), dict(comparable(db))
+        out.only_a += [k for k in pa if k not in pb]
+        out.only_b += [k for k in pb if k not in pa]
+        for key in (k for k in pa if k in pb):
+            decode = metric_change(pa[key], pb[key], "decode_tok_s")
+            prefill = metric_change(pa[key], pb[key], "prefill_tok_s")
+            verdict, regression = _verdict(decode, threshold, alpha)
+            out.cells.append(CellComparison(key, "ok", "ok", decode, prefill, verdict, regression))
+    return out
+
+
+def comparable(doc: dict) -> list[tuple[str, dict]]:
+    """What is compared of a result, each with its raw samples: a single result is itself; a sweep, each
+    (batch size, prompt length) with its repetitions' total decode tok/s; a serving result, each
+    concurrency level with its requests' own decode tok/s (1 / TPOT; no prefill)."""
+    kind = results.kind(doc)
+    if kind == "single":
+        return [(doc["cell_id"], doc)]
+    out = []
+    for p in doc.get("points") or []:
+        if kind == "sweep":
+            samples = p["samples"]
+        else:
+            samples = [{"decode_tok_s": points.decode_tok_s(r)} for r in p["requests"] if not r.get("error")]
+        out.append((f"{doc['cell_id']} [{points.key(kind, p)}]", {"samples": samples}))
     return out
 
 
@@ -169,8 +192,13 @@ def summary(cmp: Comparison) -> str:
 
 
 def html_page(cmp: Comparison) -> str:
-    """A self-contained HTML page of the comparison (inline style, nothing fetched)."""
+    """A self-contained HTML page of the comparison (inline style, nothing fetched); the folders it
+    names are written from named roots, as in every published file (published.py)."""
     e = html.escape
+
+    def where(folder: str) -> str:
+        return published.shorten_text(os.path.abspath(folder), published.roots())
+
     head = ["cell", "decode A", "decode B", "change", "n A/B", "p", "prefill A", "prefill B", "change", "verdict"]
     body = []
     for c in cmp.cells:
@@ -192,7 +220,7 @@ td:not(:first-child):not(:last-child) {{ text-align: right; font-variant-numeric
 tr.regression td {{ background: #fde0dc; font-weight: bold; }}
 </style></head><body>
 <h1>Comparison</h1>
-<p>A: <code>{e(cmp.a)}</code><br>B: <code>{e(cmp.b)}</code></p>
+<p>A: <code>{e(where(cmp.a))}</code><br>B: <code>{e(where(cmp.b))}</code></p>
 <p>Decode and prefill tok/s: mean of the measured repetitions (warm-up excluded). change = (B &minus; A) / A.
 p: Welch's t-test on the per-repetition decode samples. A regression is p &lt; {cmp.alpha:g} and a slowdown of
 more than {cmp.threshold:.1%}.</p>

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from . import published
 from .exceptions import LlmPerfError
-from .jsonfile import write_text
 
 
 class NotebookFailed(LlmPerfError):
@@ -18,54 +18,52 @@ class NotebookFailed(LlmPerfError):
         super().__init__(f"{path.name} failed ({ename}: {evalue.strip().splitlines()[0] if evalue.strip() else ''})")
 
 
-def execute(source: Path, out: Path, parameters: dict, cwd: Path, timeout: float | None = None) -> None:
+#: the executed copy of ``NAME.ipynb`` until it is complete: ``NAME.tmp.ipynb``
+PARTIAL_SUFFIX = ".tmp.ipynb"
+
+
+def execute(source: Path, out: Path, parameters: dict, cwd: Path, named: list[tuple[str, str]],
+            timeout: float | None = None) -> None:
     """Run ``source`` with ``parameters`` injected, saving the executed copy at ``out``.
 
-    The kernel process's own stderr (start-up notices, its reaction to Ctrl-C) goes to
-    ``out`` + ``.kernel.log`` rather than the terminal; what the notebook prints is in ``out``.
+    The copy appears whole or not at all: papermill writes it beside ``out`` and it is renamed over
+    ``out`` when the notebook has run (or failed: its traceback is worth keeping); a full disk or an
+    interrupt leaves no half-written notebook. The kernel process's own stderr (start-up notices, its
+    reaction to Ctrl-C) goes to ``out`` + ``.kernel.log`` rather than the terminal. Both are published,
+    so the paths of the ``named`` roots in them are written from the roots' names (published.py).
     """
     import papermill
 
-    # paths relative to where the command runs: executed notebooks are published, and an absolute
-    # path would publish the layout of the machine that ran them
-    source, out = _relative(source), _relative(out)
-    log = Path(str(out) + ".kernel.log")
+    out = Path(out)
+    # papermill warns about a name that does not end in .ipynb
+    partial, log = out.with_name(out.stem + PARTIAL_SUFFIX), Path(str(out) + ".kernel.log")
+    done = False
     try:
         with _stderr_to(log):
             papermill.execute_notebook(
-                str(source), str(out), parameters=parameters, cwd=str(cwd), progress_bar=False,
+                str(source), str(partial), parameters=parameters, cwd=str(cwd), progress_bar=False,
                 execution_timeout=timeout, kernel_name="python3",
             )
+        done = True
     except papermill.PapermillExecutionError as e:
-        raise NotebookFailed(e.ename, e.evalue, Path(out)) from None
+        done = True
+        raise NotebookFailed(e.ename, e.evalue, out) from None
     finally:
+        _settle(partial, out, done, named)
         if log.exists() and log.stat().st_size == 0:
             log.unlink()
-        for published in (out, log):
-            scrub_paths(published)
+        published.scrub_file(log, named)
 
 
-def scrub_paths(path: Path, root: Path | None = None) -> None:
-    """Make ``root``'s absolute path (default: where the command runs, the repo) relative in a
-    published text file: tracebacks and warnings name source files by absolute path."""
-    prefix = str(Path(root or Path.cwd()).resolve()) + os.sep
+def _settle(partial: Path, out: Path, keep: bool, named) -> None:
+    """Rename the executed copy over ``out`` (``keep``), or remove what is left of it."""
     try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError):
-        return
-    # the interpreter's prefix (site-packages in warnings) and the home folder (the weights cache)
-    scrubbed = text.replace(prefix, "").replace(sys.prefix + os.sep, "<python>/")
-    scrubbed = scrubbed.replace(str(Path.home()) + os.sep, "~/")
-    if scrubbed != text:
-        write_text(path, scrubbed)
-
-
-def _relative(path: Path) -> Path:
-    path = Path(path).resolve()
-    try:
-        return path.relative_to(Path.cwd())
-    except ValueError:
-        return path
+        if keep and partial.exists():
+            # papermill recorded the name it wrote to (output_path): the name it is published under
+            published.scrub_file(partial, [(str(partial), str(out)), *named])
+            os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

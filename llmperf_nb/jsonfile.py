@@ -28,7 +28,9 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and not e.filename:  # a write or fsync on a full disk names no file
+            raise OSError(e.errno, e.strerror, str(path)) from None
         raise
     return path

@@ -18,3 +18,5 @@ class Measurement:
     energy: dict | None = None
     build: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # sweep and serve workloads: one raw record per point (llmperf_nb.points); samples stay empty
+    points: list[dict] = field(default_factory=list)

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from . import cells, params
+from . import cells, params, published
 from .exceptions import EngineError
 from .layout import CellDir, steps_before
 from .runners import get_runner
@@ -27,8 +27,9 @@ def default_cache_dir() -> Path:
 
 
 def context(cell_dir: str = "", cache_dir: str = "") -> tuple[cells.Cell, Path, Path]:
-    """The cell a notebook works on; the demo cell when ``cell_dir`` is empty."""
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    """The cell a notebook works on; the demo cell when ``cell_dir`` is empty. A published notebook
+    names the cache ``<cache>`` (published.py): run again, it uses this machine's default cache."""
+    cache = Path(published.expand(cache_dir, default_cache_dir())) if cache_dir else default_cache_dir()
     if cell_dir:
         path = Path(cell_dir)
         return cells.Cell.load(path), path, cache

@@ -8,6 +8,7 @@ Loading has no side effects (no network, no environment changes).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from . import engines, gpus, models
+from . import engines, gpus, models, workloads
 from .cells import Cell, EngineChoice, GpuChoice
 from .exceptions import ConfigError, short
 
@@ -43,6 +44,7 @@ class Params:
     min_time_s: float = 0.0
     timeout_s: float = 1800.0
     seed: int = 0
+    workloads: list[dict] = field(default_factory=lambda: [dict(workloads.SINGLE)])
 
 
 _SCALARS = {
@@ -51,7 +53,7 @@ _SCALARS = {
     "timeout_s": (int, float), "seed": int, "num_shards": int,
 }
 _LISTS = ("models", "gpus", "engines")
-_KEYS = (*_SCALARS, *_LISTS, "local_weights")
+_KEYS = (*_SCALARS, *_LISTS, "local_weights", "workloads")
 
 
 #: bounds a params file may ask for: beyond them a run cannot finish, or a typo wrapped a number
@@ -162,6 +164,7 @@ def from_dict(raw: Any, *, source: str = "<params>", default_name: str = "run") 
     kw["engines"] = [_engine(fail, e) for e in _list(fail, raw, "engines")]
     _check_quantizations(fail, kw)
     kw["local_weights"] = _local_weights(fail, raw.get("local_weights", {}), kw["models"])
+    kw["workloads"] = _workloads(fail, raw.get("workloads", [workloads.SINGLE]), kw.get("gen_len", 256))
     for model in kw["models"]:
         spec = models.get_model(model)
         if kw.get("weights", "synthetic") == "hub" and model not in kw["local_weights"] and not spec.hf_repo:
@@ -193,14 +196,32 @@ def _check_bounds(fail, kw) -> None:
 
 
 def _check_context(fail, kw) -> None:
-    """The prompt and the tokens to generate fit in every model's context."""
+    """The prompt and the tokens to generate fit in every model's context, in every workload."""
     gen_len = kw.get("gen_len", 256)
     prompt_tokens = _prompt_tokens(kw.get("prompt", DEFAULT_PROMPT))
     for model in kw["models"]:
         context = models.get_model(model).max_position_embeddings
-        if prompt_tokens + gen_len > context:
-            raise fail("gen_len", f"{gen_len} tokens after a {prompt_tokens}-token prompt exceed the "
-                                  f"{context}-token context of {model}")
+        for w in kw["workloads"]:
+            need = workloads.max_context(w, prompt_tokens, gen_len)
+            if need > context:
+                key = "gen_len" if w["kind"] == "single" else f"workloads.{w['kind']}"
+                raise fail(key, f"{need} tokens of prompt and generation exceed the {context}-token context of {model}")
+
+
+def _workloads(fail, value, gen_len: int) -> list[dict]:
+    if not isinstance(value, list) or not value:
+        raise fail("workloads", f"expected a non-empty list of workloads (kinds: {', '.join(workloads.KINDS)})")
+    out = []
+    for entry in value:
+        try:
+            out.append(workloads.validate(entry, gen_len))
+        except ConfigError as e:
+            raise fail("workloads", str(e)) from None
+    kinds = [w["kind"] for w in out]
+    twice = sorted({k for k in kinds if kinds.count(k) > 1})
+    if twice:
+        raise fail("workloads", f"{twice[0]} is listed twice: one workload of each kind per params file")
+    return out
 
 
 def _prompt_tokens(prompt: str) -> int:
@@ -292,29 +313,29 @@ def to_dict(params: Params) -> dict:
 
 
 def expand(params: Params) -> list[Cell]:
-    """Every cell of the matrix, in the order models x GPUs x engines."""
+    """Every cell of the matrix, in the order models x GPUs x engines x workloads."""
     cells = []
     for model in params.models:
         local = params.local_weights.get(model)
-        for gpu in params.gpus:
-            for engine in params.engines:
-                cells.append(
-                    Cell(
-                        run=params.name,
-                        model=model,
-                        gpu=gpu,
-                        engine=engine,
-                        quantization=engine.quantization or params.quantization,
-                        weights="local" if local else params.weights,
-                        local_path=local,
-                        num_shards=params.num_shards or gpu.count,
-                        prompt=params.prompt,
-                        gen_len=params.gen_len,
-                        repetitions=params.repetitions,
-                        warmup=params.warmup,
-                        min_time_s=params.min_time_s,
-                        timeout_s=params.timeout_s,
-                        seed=params.seed,
-                    )
+        for gpu, engine, workload in itertools.product(params.gpus, params.engines, params.workloads):
+            cells.append(
+                Cell(
+                    run=params.name,
+                    model=model,
+                    gpu=gpu,
+                    engine=engine,
+                    quantization=engine.quantization or params.quantization,
+                    weights="local" if local else params.weights,
+                    local_path=local,
+                    num_shards=params.num_shards or gpu.count,
+                    prompt=params.prompt,
+                    gen_len=params.gen_len,
+                    repetitions=params.repetitions,
+                    warmup=params.warmup,
+                    min_time_s=params.min_time_s,
+                    timeout_s=params.timeout_s,
+                    seed=params.seed,
+                    workload=dict(workload),
                 )
+            )
     return cells

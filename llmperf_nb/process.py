@@ -27,9 +27,9 @@ ALLOWED_ENV = (
     "PYTHONPATH", "VIRTUAL_ENV", "LD_LIBRARY_PATH",
     "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES",
     "NCCL_NVLS_ENABLE", "TORCH_SYMM_MEM_DISABLE_MULTICAST", "NVSHMEM_DISABLE_NVLS",
-    "OMP_NUM_THREADS", "LLAMA_CPP_LIB_PATH", "HF_HOME", "HF_HUB_OFFLINE", "HF_HUB_CACHE",
+    "OMP_NUM_THREADS", "LLAMA_CPP_LIB_PATH", "HF_HOME", "HF_HUB_OFFLINE", "HF_HUB_CACHE", "HF_ENDPOINT",
     "TORCH_CUDA_ARCH_LIST", "MAX_JOBS", "LLMPERF_NB_CACHE", "LLAMA_BENCH", "LLAMA_CPP_DIR", "TORCH_EXTENSIONS_DIR", "JUPYTER_PATH",
-    "LLMPERF_NB_COMMIT", "LLMPERF_NB_DIRTY",
+    "LLMPERF_NB_COMMIT", "LLMPERF_NB_DIRTY", "LLAMA_SERVER", "LLAMA_CPP_SDIST", "AIPERF",
     "MLC_LLM_SOURCE",  # where mlc-llm's Python source is (drivers/mlc_compat.py)
 )
 
@@ -72,14 +72,7 @@ def run(
     """
     argv = [os.fspath(a) for a in argv]
     start = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            argv, cwd=cwd, env=child_env(extra_env), stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
-            start_new_session=True, preexec_fn=_die_with_parent_hook(),
-        )
-    except FileNotFoundError:
-        raise ProcessError(argv, 127, f"{argv[0]}: program not found") from None
+    proc = _popen(argv, cwd, extra_env, subprocess.PIPE)
     lines: list[str] = []
     recent: deque[str] = deque(maxlen=TAIL_LINES)
     deadline = None if timeout is None else start + timeout
@@ -102,7 +95,51 @@ def run(
     return done
 
 
+def _popen(argv: list[str], cwd, extra_env, stdout) -> subprocess.Popen:
+    """Start a child the way every one starts: its own session (a timeout or Ctrl-C stops it and all
+    it started), the allow-listed environment, killed when this process dies."""
+    try:
+        return subprocess.Popen(
+            argv, cwd=cwd, env=child_env(extra_env), stdout=stdout,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace",
+            start_new_session=True, preexec_fn=_die_with_parent_hook(),
+        )
+    except FileNotFoundError:
+        raise ProcessError(argv, 127, f"{argv[0]}: program not found") from None
+
+
+@contextlib.contextmanager
+def background(argv: Sequence[str | os.PathLike], log: Path, *, cwd=None, extra_env=None):
+    """Run ``argv`` while the block runs (a server), its merged output going to ``log``. On the way out,
+    whatever ended the block (its end, an error, a timeout, Ctrl-C), the process and everything it started
+    are stopped: TERM, then KILL. Yields the Popen (``poll()`` says whether it died early)."""
+    argv = [os.fspath(a) for a in argv]
+    with open(log, "w") as out:
+        proc = _popen(argv, cwd, extra_env, out)
+        try:
+            yield proc
+        finally:
+            _kill(proc)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1)
+
+
 _ERROR_LINE = re.compile(r"error|assert|exception|fatal|abort|out of memory|not found|no such", re.IGNORECASE)
+
+
+#: in a companion's environment: the sweep of a process tree (end_descendants) leaves it alone
+COMPANION = "LLMPERF_NB_COMPANION"
+
+
+def companion(argv: Sequence[str | os.PathLike], *, extra_env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start a helper that must outlive this process, to clean up after it (runners/lifeline.py):
+    the allow-listed environment, its own session, standard input a pipe this process holds, its
+    output discarded, and no parent-death signal. The one process not run through :func:`run`."""
+    env = {**child_env(extra_env), COMPANION: "1"}  # end_descendants leaves it to finish its work
+    return subprocess.Popen(
+        [os.fspath(a) for a in argv], env=env, stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
 
 
 def first_error(output: str) -> str | None:
@@ -273,18 +310,22 @@ def exclusive(path: Path, what: str):
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             raise LlmPerfError(f"{what} is already going ({holder}); wait for it or stop it first") from None
-        os.ftruncate(fd, 0)
-        # no argv: it holds machine paths, and the lock lies in a folder that may be published
-        os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            # no argv: it holds machine paths, and the lock lies in a folder that may be published
+            os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        except OSError as e:  # a full disk: say where
+            raise OSError(e.errno, e.strerror, str(path)) from None
         yield
     finally:
         os.close(fd)
 
 
 def end_descendants(grace: float = 3.0) -> None:
-    """TERM every process below this one, then KILL what is left after ``grace`` seconds."""
+    """TERM every process below this one, then KILL what is left after ``grace`` seconds. Companions
+    are left to end by themselves: they clean up after the processes ended here (a container's lifeline)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = descendants()
+        pids = [p for p in descendants() if not _is_companion(p)]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
@@ -294,6 +335,14 @@ def end_descendants(grace: float = 3.0) -> None:
             if not [p for p in descendants() if p in pids]:
                 return
             time.sleep(0.05)
+
+
+def _is_companion(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return f"{COMPANION}=1".encode() in f.read().split(b"\0")
+    except OSError:
+        return False
 
 
 def _reap() -> None:

@@ -13,7 +13,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
-from . import analysis, results
+from . import analysis, published, results, throughput
 from .exceptions import LlmPerfError, SchemaError
 from .execute import execute
 from .jsonfile import write_text
@@ -37,7 +37,8 @@ def build(results_dir: Path, out_dir: Path, title: str | None = None) -> Path:
     # relative to the report folder, where the notebook runs: no machine path in the published page
     rel = os.path.relpath(results_dir, out_dir)
     try:
-        execute(notebook("analysis"), new, {"results_dir": rel, "title": title}, cwd=out_dir)
+        execute(notebook("analysis"), new, {"results_dir": rel, "title": title}, cwd=out_dir,
+                named=published.roots(report_dir=out_dir))
         write_text(out_dir / "index.html", export_html(new))
         write_text(out_dir / "README.md", readme(docs, title, results_dir, out_dir))
         os.replace(new, executed)
@@ -75,23 +76,46 @@ def readme(docs: list[dict], title: str, results_dir: Path, out_dir: Path) -> st
         rel = results_dir.relative_to(out_dir)
     except ValueError:
         rel = results_dir
-    lines = [
-        f"# {title}",
-        "",
-        "Decode speed (tok/s, mean ± standard deviation over the measured repetitions, warm-up excluded), the",
-        "fraction of the GPU's memory-bandwidth limit it reaches (% of roofline) and GPU energy per decoded token.",
-        "",
-        analysis.main_table(docs),
-        "## In the original benchmark's layout",
-        "",
-        analysis.markdown_table(docs, footnote=False),
+    single = throughput.of_kind(docs, "single")
+    lines = [f"# {title}", ""]
+    if single:
+        lines += [
+            "Decode speed (tok/s, mean ± standard deviation over the measured repetitions, warm-up excluded), the",
+            "fraction of the GPU's memory-bandwidth limit it reaches (% of roofline) and GPU energy per decoded token.",
+            "",
+            analysis.main_table(single),
+            "## In the original benchmark's layout",
+            "",
+            analysis.markdown_table(single, footnote=False),
+        ]
+    lines += [
+        *_workload_sections(docs),
         _notes(docs),
-        *_checks(docs),
+        *_checks(single),
         *_run_notes(out_dir),
         f"Every number above comes from a result file under `{rel}/`; the full report is `index.html`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _workload_sections(docs: list[dict]) -> list[str]:
+    """The README's sweep and serving tables, and the cells of those kinds that were not measured."""
+    out = []
+    sweep, serve = throughput.sweep_markdown(docs), throughput.latency_markdown(docs)
+    if sweep:
+        out += ["## Batch sweeps", "", "Decode tok/s of all sequences together (mean ± std over the repetitions) "
+                "and per sequence, per batch size and prompt length; one decode step's latency (p50 / p99).", "",
+                sweep]
+    if serve:
+        out += ["## Serving", "", "Each engine's own server under load at each concurrency level (c): output tok/s "
+                "and requests/s over the level's wall time, goodput (requests/s meeting every SLO), latency "
+                "percentiles from the raw per-request records, and the server's generated-token count against "
+                "the client's.", "", serve]
+    gaps = throughput.not_run_lines(docs)
+    if gaps:
+        out += ["Sweep and serving cells not measured:", "", *(f"- {line}" for line in gaps), ""]
+    return out
 
 
 def _checks(docs: list[dict]) -> list[str]:
@@ -115,7 +139,7 @@ def _notes(docs: list[dict]) -> str:
             "- *synthetic*: weights of the model's exact shapes with random values, made locally. Decode speed "
             "of a dense model does not depend on weight values; the generated text is meaningless."
         )
-    first = next((d for d in docs if d["status"] == "ok"), None)
+    first = next((d for d in docs if d["status"] == "ok" and results.kind(d) == "single"), None)
     if first:
         notes.append(
             f"- Workload: prompt {first['prompt']!r} ({first['prompt_tokens']['actual']} tokens), "

@@ -14,6 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from . import points as points_mod
 from . import stats
 from .exceptions import SchemaError
 from .jsonfile import write_json
@@ -21,8 +22,11 @@ from .layout import RESULT_FILE as RESULT_NAME
 
 # History of the result format:
 # 1 (2026-11): first version.
-SCHEMA_VERSION = 1
-KNOWN_VERSIONS = (1,)
+# 2 (2026-11): workloads: ``workload`` (kind single, sweep or serve, with its parameters) and, for sweep and
+#    serve, ``points``: per (batch size, prompt length) raw repetition samples, or per concurrency level raw
+#    per-request records, each with its statistics. A version-1 file reads as a single workload.
+SCHEMA_VERSION = 2
+KNOWN_VERSIONS = (1, 2)
 
 #: Per-sample metrics summarized at the top level of a result.
 METRICS = ("prefill_tok_s", "decode_tok_s", "ttft_s")
@@ -86,16 +90,38 @@ def build(
         "started_at": started_at,
         "finished_at": now(),
     }
+    doc.update(_workload(cell, measurement))
     doc.update(extra or {})
     doc["work"] = work_check(doc)
     return doc
+
+
+SINGLE = {"kind": "single"}
+
+
+def _workload(cell, measurement) -> dict:
+    """The cell's workload and, for a sweep or serving cell, its points with their statistics."""
+    workload = dict(getattr(cell, "workload", None) or SINGLE)
+    if workload["kind"] == "single":
+        return {"workload": workload}
+    raw = (measurement.points if measurement else None) or []
+    return {"workload": workload, "points": [points_mod.summarize(workload["kind"], p, workload) for p in raw]}
+
+
+def kind(doc: dict) -> str:
+    """A result's workload kind; files written before workloads (version 1) ran the single one."""
+    return (doc.get("workload") or SINGLE)["kind"]
 
 
 def work_check(doc: dict) -> dict:
     """Did every measured repetition do the same work? Same prompt ids, exactly gen_len tokens, and
     the same generated token ids (compared by digest; results written before ids were kept compare
     their first 8 ids). ``problems`` lists what keeps the cell from being a clean number;
-    ``identical_tokens`` is None where no ids were recorded (nothing to compare)."""
+    ``identical_tokens`` is None where no ids were recorded (nothing to compare). A sweep or serving
+    result: the problems of its points, each named by its point."""
+    if kind(doc) != "single":
+        found = [f"{points_mod.key(kind(doc), p)}: {q}" for p in doc.get("points") or [] for q in p.get("problems", [])]
+        return {"identical_tokens": None, "token_ids_sha256": None, "compared": None, "problems": found}
     samples = doc.get("samples") or []
     want_gen = doc["gen_tokens"]["requested"]
     prompt = doc.get("prompt_token_ids")
@@ -149,6 +175,8 @@ def problems(doc: dict) -> list[str]:
 
 def check_counts(doc: dict) -> str | None:
     """Why an ok-looking result is not a result (ran fewer tokens than asked), or None."""
+    if kind(doc) != "single":
+        return _check_points(doc)
     want, got = doc["gen_tokens"]["requested"], doc["gen_tokens"]["actual"]
     if got is None:
         return "no samples were measured"
@@ -157,6 +185,22 @@ def check_counts(doc: dict) -> str | None:
     reps = doc["repetitions"]
     if reps["actual"] < reps["requested"]:
         return f"measured {reps['actual']} repetitions of the {reps['requested']} requested"
+    return None
+
+
+def _check_points(doc: dict) -> str | None:
+    """A sweep or serving result measured every point its workload asked for."""
+    w, pts = doc["workload"], doc.get("points") or []
+    if w["kind"] == "sweep":
+        want = [(b, p) for b in w["batch_sizes"] for p in w["prompt_lengths"]]
+        got = [(p["batch_size"], p["prompt_tokens"]) for p in pts]
+    else:
+        want, got = list(w["concurrency"]), [p["concurrency"] for p in pts]
+    missing = [x for x in want if x not in got]
+    if missing:
+        return f"measured {len(got)} of the {len(want)} points asked for (missing {missing[0]})"
+    if w["kind"] == "sweep" and any(len(p["samples"]) < doc["repetitions"]["requested"] for p in pts):
+        return "a point has fewer repetitions than requested"
     return None
 
 
@@ -221,9 +265,10 @@ def validate(doc: dict, source: str = "<result>") -> None:
 _NON_NEGATIVE = {
     "prefill_s", "prefill_tok_s", "ttft_s", "decode_s", "decode_tok_s", "token_latencies_s", "decode_energy_j",
     "decode_mean_w", "prompt_tokens", "gen_tokens", "mean", "median", "std", "min", "max", "p50", "p90", "p99",
-    "n", "requested", "actual", "warmup", "peak_mem_bytes",
+    "n", "requested", "actual", "warmup", "peak_mem_bytes", "per_seq_decode_tok_s", "e2e_s", "itl_s", "tpot_s",
+    "output_tok_s", "requests_per_s", "goodput_req_s", "output_tokens", "duration_s",
 }
-_MEASURED = {"samples", "warmup_samples", "token_latency_s", "repetitions", *METRICS}
+_MEASURED = {"samples", "warmup_samples", "token_latency_s", "repetitions", "points", *METRICS}
 
 
 def _bad_value(value, where: str = "", key: str = "", measured: bool = False) -> str | None:

@@ -1,4 +1,4 @@
-"""Roofline limits of batch-1 inference: what the GPU's datasheet allows a cell, and how close it came.
+"""Roofline limits of inference: what the GPU's datasheet allows a cell, and how close it came.
 
 Decode reads every weight the forward pass uses once per generated token, so no engine can beat
 
@@ -12,6 +12,12 @@ A prompt of P tokens still reads the weights once, so a short prompt is held by 
 prefill limit at the measured prompt length is the lower of the two, P x decode limit and the compute
 limit. All three ignore the KV cache, attention FLOPs and activations: true upper bounds that are
 tight for small batches and short contexts. docs/statistics.md has a worked example.
+
+At batch B (a sweep point, :func:`batch_decode_limit`) one decode step reads the weights once for B
+tokens, plus each sequence's KV cache, and computes 2 x n_params_per_token FLOPs per token:
+
+    decode limit at B = min(count x BW x B / (W + B x KV bytes per token x mean context),
+                            count x F / (2 x n_params_per_token))
 
 The GPU is the one the setup step detected (``hardware.gpu.catalog_name``), else the one the params
 asked for. The host CPU has no datasheet limit here: every number is None.
@@ -145,3 +151,29 @@ def _fraction(summary: dict | None, limit: float | None) -> float | None:
     if not summary or not limit:
         return None
     return summary["mean"] / limit
+
+
+#: bytes per element of the KV cache (fp16 keys and values: every engine's default here)
+KV_BYTES = 2
+
+
+def kv_bytes_per_token(model: models.ModelSpec) -> int:
+    """KV cache bytes one token of context holds: keys and values of every layer."""
+    return 2 * model.num_hidden_layers * model.num_key_value_heads * model.head_dim * KV_BYTES
+
+
+def batch_decode_limit(doc: dict, batch: int, prompt_tokens: int, gen_tokens: int) -> float | None:
+    """Total decode tok/s no engine can beat at batch ``batch``: the weights read once per step for all
+    ``batch`` tokens, plus each sequence's KV cache at its mean context during the decode (prompt +
+    half the generated tokens), against memory bandwidth; and 2 FLOPs per weight per token against the
+    dense fp16 tensor rate. None on the CPU or where the GPU, model or format is not known."""
+    spec, model = gpu_of(doc), models.MODELS.get(doc.get("model"))
+    per_token, _ = bytes_per_token(doc)
+    if spec is None or spec.vendor == "cpu" or model is None or not per_token or not spec.bandwidth_gb_s:
+        return None
+    count = doc["gpu"]["count"]
+    step_bytes = per_token + batch * kv_bytes_per_token(model) * (prompt_tokens + gen_tokens / 2)
+    memory = count * spec.bandwidth_gb_s * 1e9 * batch / step_bytes
+    if not spec.fp16_tflops:
+        return memory
+    return min(memory, count * spec.fp16_tflops * 1e12 / (2 * model.n_params_per_token))

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import hardware, layout, process, results
+from . import hardware, layout, process, published, results
 from .cells import Cell
 from .engines import registry
 from .engines.base import Prepared, gpu_env
@@ -43,13 +43,14 @@ def setup(cell_dir: Path, cache_dir: Path) -> dict:
     cell = Cell.load(cell_dir)
     engine = registry[cell.engine.name]
     hw = hardware.detect()
-    skip = hardware.check_gpu(cell.gpu, hw) or engine.unavailable(cell)
+    skip = engine.lacks_workload(cell) or hardware.check_gpu(cell.gpu, hw) or engine.unavailable(cell)
     weights = {"source": cell.weights, "synthetic": cell.weights == "synthetic"}
     if skip is None and cell.weights == "hub":
         weights = hub.fetch(cell.model, engine.source_format(cell.quantization))
     elif skip is None and cell.weights == "local":
-        weights = hub.local(cell.local_path)
+        weights = hub.local(published.expand(cell.local_path, cache_dir))
     doc = {"hardware": hw, "weights": weights, "skip": skip, "format": engine.weight_format(cell.quantization)}
+    doc = published.shorten(doc, published.roots(cache_dir))  # the weights' path from the cache or ~
     write_json(layout.CellDir(cell_dir).output("setup"), doc)
     gpu = ", ".join(hw["gpu"]["detected"]) or "none"
     print(f"machine: {hw['cpu']['model']} ({hw['cpu']['usable_cores']} cores), GPUs: {gpu}")
@@ -62,11 +63,11 @@ def setup(cell_dir: Path, cache_dir: Path) -> dict:
 def compile(cell_dir: Path, cache_dir: Path) -> dict:
     """Make the engine's artifact (cached by its inputs)."""
     cell, folder = Cell.load(cell_dir), layout.CellDir(cell_dir)
-    setup_doc = _read_output(folder, "setup")
+    weights = published.expand_all(_read_output(folder, "setup")["weights"], cache_dir)
     engine = registry[cell.engine.name]
-    prepared = engine.compile(cell, setup_doc["weights"], cache_dir, process.run)
+    prepared = engine.compile(cell, weights, cache_dir, process.run)
     prepared.weights.update(_weights_digest(prepared))
-    doc = dataclasses.asdict(prepared)
+    doc = published.shorten(dataclasses.asdict(prepared), published.roots(cache_dir))  # the benchmark expands it
     write_json(folder.output("compile"), doc)
     state = "reused from cache" if prepared.cached else "made"
     print(f"{prepared.format}: {prepared.artifact} ({state})")
@@ -88,14 +89,10 @@ def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
     """Run the workload and write result.json."""
     cell, folder = Cell.load(cell_dir), layout.CellDir(cell_dir)
     setup_doc = _read_output(folder, "setup")
-    prepared = Prepared(**_read_output(folder, "compile"))
+    prepared = Prepared(**published.expand_all(_read_output(folder, "compile"), cache_dir))
     engine = registry[cell.engine.name]
-    raw_path = folder.raw
     started = results.now()
-    argv = engine.benchmark_argv(cell, prepared, raw_path)
-    out = process.run(argv, timeout=cell.timeout_s, cwd=cell_dir, extra_env=gpu_env(cell),
-                      on_line=lambda line: print(line, end=""))
-    measurement = engine.parse_benchmark(cell, out.output, raw_path)
+    measurement = MEASURE[cell.kind](cell, engine, prepared, folder, cache_dir)
     weights = {**setup_doc["weights"], **prepared.weights, "format": prepared.format}
     weights.pop("path", None)
     doc = results.build(
@@ -107,10 +104,36 @@ def benchmark(cell_dir: Path, cache_dir: Path) -> dict:
     problem = results.check_counts(doc)
     if problem:
         raise EngineError(f"{engine.label}: {problem}")
+    doc = published.shorten(doc, published.roots(cache_dir))  # build.* and notes may quote the model's path
     results.write(doc, folder.output("benchmark"))
-    d = doc["decode_tok_s"]
-    print(f"decode {d['mean']:.2f} ± {d['std']:.2f} tok/s over {d['n']} repetitions")
+    print(_summary_line(doc))
     return doc
+
+
+def _driver(cell: Cell, engine, prepared: Prepared, folder: layout.CellDir, cache_dir: Path):
+    """The single and sweep workloads: the engine's driver, in its own process, writes raw.json."""
+    argv = engine.benchmark_argv(cell, prepared, folder.raw)
+    out = process.run(argv, timeout=cell.timeout_s, cwd=folder.path, extra_env=gpu_env(cell),
+                      on_line=lambda line: print(line, end=""))
+    return engine.parse_benchmark(cell, out.output, folder.raw)
+
+
+def _server(cell: Cell, engine, prepared: Prepared, folder: layout.CellDir, cache_dir: Path):
+    """The serve workload: the engine's server and the load generator (llmperf_nb.serving)."""
+    from . import serving
+
+    return serving.measure(cell, engine, prepared, folder.path, cache_dir, gpu_env(cell))
+
+
+#: how each workload kind (llmperf_nb.workloads) is measured
+MEASURE = {"single": _driver, "sweep": _driver, "serve": _server}
+
+
+def _summary_line(doc: dict) -> str:
+    if results.kind(doc) == "single":
+        d = doc["decode_tok_s"]
+        return f"decode {d['mean']:.2f} ± {d['std']:.2f} tok/s over {d['n']} repetitions"
+    return f"{len(doc['points'])} points measured; problems: {'; '.join(doc['work']['problems']) or 'none'}"
 
 
 def _provenance(cell: Cell, hw: dict) -> dict:

@@ -5,9 +5,9 @@
 # GPU machine (no network needed). See docs/gpu-machine.md.
 #
 # Usage: scripts/gpu-bundle.sh [COMMAND] [PART...]
-#   fetch [base|exllamav2|bnb|llama|vllm ...]
+#   fetch [base|exllamav2|bnb|llama|vllm|ray|aiperf ...]
 #                                      download/build what is missing (default: base exllamav2 bnb
-#                                      llama; vllm only when named: 280 MiB)
+#                                      llama; vllm only when named: 280 MiB; ray only when named: 76 MiB)
 #   sizes                              print the size of each part and the total
 #   install [base|exllamav2 ...] [--target DIR]
 #                                      offline: pip install the carried wheels into DIR
@@ -27,6 +27,12 @@
 #   wheels-vllm/       vllm 0.25.0 and what it needs that the image lacks (VLLM_PINS below), then
 #                      packed by scripts/xfer.sh into .xfer/wheels-vllm/KK/ (parts of <= 50 MiB:
 #                      the whole is too big for one device call; never carry .gpu/ whole).
+#   wheels-ray/        ray 2.60.0 (the --executor ray of docs/ray.md; 79.3 MB, one wheel: its other
+#                      requirements are on the image or in wheels-base), packed by scripts/xfer.sh into
+#                      .xfer/wheels-ray/00 and 01.
+#   wheels-aiperf/     aiperf 0.13.0 (the serve workload's load generator) and its whole dependency
+#                      closure for CPython 3.12 (pip's resolver: it runs from a site folder of its own,
+#                      so the image's packages are not reused), packed into .xfer/wheels-aiperf/KK/.
 #
 # Environment: PYTHON (interpreter whose pip downloads; default python3), GPU_BUNDLE_DIR.
 # Idempotent: files already present are kept; wheels no longer pinned are deleted.
@@ -175,6 +181,16 @@ VLLM_PINS=(
   diskcache==5.6.3
 )
 
+# Ray 2.60.0 for `llmperf-nb run --executor ray` (docs/ray.md, scripts/gpu-jobs/ray-one-cell.sh): the
+# minimal install (no dashboard). Its Requires-Dist: click, filelock, jsonschema, msgpack<2 (>=1),
+# packaging>=24.2, protobuf>=3.20.3, pyyaml, requests: all on the image (click, filelock, msgpack,
+# packaging, protobuf, pyyaml, requests) or in wheels-base (jsonschema and its deps). Measured with
+# `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64`
+# on 2026-11-29: ray-2.60.0-cp312-cp312-manylinux2014_x86_64.whl, 79,321,593 bytes (75.6 MiB).
+RAY_PINS=(
+  ray==2.60.0
+)
+
 # pip matches manylinux_2_N tags exactly, so every tag a pinned wheel carries must be listed
 # (torch cu130 on the image needs glibc >= 2.28, so nothing newer than 2_28 is asked for).
 PLATFORMS=(manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_26_x86_64
@@ -209,6 +225,7 @@ pins_of() {
     base) printf '%s\n' "${BASE_PINS[@]}" ;;
     exllamav2) printf '%s\n' "${EXLLAMAV2_PINS[@]}" ;;
     vllm) printf '%s\n' "${VLLM_PINS[@]}" ;;
+    ray) printf '%s\n' "${RAY_PINS[@]}" ;;
     *) die "unknown wheel part: $1" ;;
   esac
 }
@@ -277,6 +294,27 @@ pack_vllm() {
   [ -d "$DEST/wheels-vllm" ] || die "$DEST/wheels-vllm missing: run fetch vllm"
   ( cd "$DEST" && XFER_DIR="$REPO/.xfer" "$REPO/scripts/xfer.sh" pack wheels-vllm wheels-vllm )
   XFER_DIR="$REPO/.xfer" "$REPO/scripts/xfer.sh" plan wheels-vllm >&2
+}
+
+# the ray wheel is over the ~50 MiB a device call carries besides the repo: two parts for scripts/xfer.sh
+pack_ray() {
+  [ -d "$DEST/wheels-ray" ] || die "$DEST/wheels-ray missing: run fetch ray"
+  ( cd "$DEST" && XFER_DIR="$REPO/.xfer" "$REPO/scripts/xfer.sh" pack wheels-ray wheels-ray )
+  XFER_DIR="$REPO/.xfer" "$REPO/scripts/xfer.sh" plan wheels-ray >&2
+}
+
+AIPERF_VERSION=0.13.0  # pyproject.toml's `serve` extra and the Makefile's AIPERF_SPEC name the same
+
+fetch_aiperf() {  # the closure, resolved by pip for the GPU image's Python (no pin list: nothing is shared)
+  local dir="$DEST/wheels-aiperf" plat=() f
+  if [ -f "$dir/.complete-$AIPERF_VERSION" ]; then log "wheels-aiperf present"; return; fi
+  rm -rf "$dir" && mkdir -p "$dir"
+  for f in "${VLLM_PLATFORMS[@]}"; do plat+=(--platform "$f"); done
+  "$PY" -m pip download --only-binary=:all: --python-version 3.12 --implementation cp "${plat[@]}" \
+    -d "$dir" "aiperf==$AIPERF_VERSION" >&2
+  touch "$dir/.complete-$AIPERF_VERSION"
+  ( cd "$DEST" && XFER_DIR="$REPO/.xfer" "$REPO/scripts/xfer.sh" pack wheels-aiperf wheels-aiperf )
+  XFER_DIR="$REPO/.xfer" "$REPO/scripts/xfer.sh" plan wheels-aiperf >&2
 }
 
 fetch_llama() {
@@ -353,11 +391,13 @@ sizes() {
   done
   printf '%8.2f MiB  total (the device tool carries at most 64 MiB a call, repo included)\n' \
     "$(mib "$total")"
-  if [ -d "$DEST/wheels-vllm" ]; then
-    b=$(du -sb "$DEST/wheels-vllm" | cut -f1)
-    printf '%8.2f MiB  wheels-vllm (%s wheels; travels as .xfer/wheels-vllm parts, not carried whole)\n' \
-      "$(mib "$b")" "$(find "$DEST/wheels-vllm" -name '*.whl' | wc -l)"
-  fi
+  local big
+  for big in vllm ray; do
+    [ -d "$DEST/wheels-$big" ] || continue
+    b=$(du -sb "$DEST/wheels-$big" | cut -f1)
+    printf '%8.2f MiB  wheels-%s (%s wheels; travels as .xfer/wheels-%s parts, not carried whole)\n' \
+      "$(mib "$b")" "$big" "$(find "$DEST/wheels-$big" -name '*.whl' | wc -l)" "$big"
+  done
 }
 
 install_wheels() {  # offline; [parts...] [--target DIR]
@@ -392,9 +432,11 @@ case $cmd in
       case $p in
         base|exllamav2) fetch_wheels "$p" ;;
         vllm) fetch_wheels vllm; pack_vllm ;;
+        ray) fetch_wheels ray; pack_ray ;;
         llama) fetch_llama ;;
         bnb) fetch_bnb ;;
-        *) die "unknown part: $p (base, exllamav2, bnb, llama, vllm)" ;;
+        aiperf) fetch_aiperf ;;
+        *) die "unknown part: $p (base, exllamav2, bnb, llama, vllm, ray, aiperf)" ;;
       esac
     done
     sizes ;;
@@ -403,6 +445,7 @@ case $cmd in
   list) printf 'wheels-base:\n'; pins_of base | sed 's/^/  /'
         printf 'wheels-exllamav2:\n'; pins_of exllamav2 | sed 's/^/  /'
         printf 'wheels-vllm:\n'; pins_of vllm | sed 's/^/  /'
+        printf 'wheels-ray:\n'; pins_of ray | sed 's/^/  /'
         printf '%s\n' "$LCP_TARBALL" ;;
   -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command: $cmd (try --help)" ;;

@@ -4,6 +4,7 @@
 #   scripts/gpu-run.sh prepare            install the wheels, build llama.cpp (CUDA) once, JIT-build ExLlamaV2
 #   scripts/gpu-run.sh run PARAMS [ARGS]  prepare, then `llmperf-nb run PARAMS ARGS`
 #   scripts/gpu-run.sh env                print the exports that make the prepared tools visible
+#   scripts/gpu-run.sh server             prepare, then build llama-server in the same llama.cpp build
 #
 # One CMake build of the llama.cpp vendored in llama-cpp-python gives both the shared library the
 # Python bindings load (LLAMA_CPP_LIB_PATH) and llama-bench for the cross-check, so the harness and
@@ -37,6 +38,8 @@ export TORCH_CUDA_ARCH_LIST=${CUDA_ARCH:0:1}.${CUDA_ARCH:1}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONUNBUFFERED=1
 EOS
+    # the serve workload's llama.cpp server, where `gpu-run.sh server` built it
+    [ -x "$LLAMA/bin/llama-server" ] && echo "export LLAMA_SERVER=$LLAMA/bin/llama-server"
     # MLC LLM: mlc-llm's Python source, unpacked from .gpu/mlc-llm-src.tar.gz (docs/mlc.md)
     [ -d "$BUILD/mlc-llm-src/mlc_llm" ] && echo "export MLC_LLM_SOURCE=$BUILD/mlc-llm-src"
     return 0
@@ -93,6 +96,22 @@ build_llama_cpp() {
     log "llama.cpp built in $((SECONDS - start)) s"
 }
 
+build_llama_server() {
+    # llama-server (serve workload, docs/serving.md) from the same tree and build folder as the library the
+    # bindings load and llama-bench: the same llama.cpp. No web UI (nothing to fetch: no network here).
+    [ -x "$LLAMA/bin/llama-server" ] && return
+    [ -d "$LCP/vendor/llama.cpp" ] || tar -xzf "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" -C "$BUILD"
+    log "building llama-server (CUDA sm_$CUDA_ARCH) with $JOBS jobs"
+    local start=$SECONDS
+    GIT_DIR=/nonexistent cmake -S "$LCP/vendor/llama.cpp" -B "$LLAMA" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
+        -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$CUDA_ARCH" -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_UI=OFF \
+        -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF >"$BUILD/llama-server-cmake.log" 2>&1
+    cmake --build "$LLAMA" --target llama-server -j "$JOBS" >"$BUILD/llama-server-build.log" 2>&1 \
+        || { tail -30 "$BUILD/llama-server-build.log" >&2; return 1; }
+    log "llama-server built in $((SECONDS - start)) s"
+}
+
 build_exllamav2() {
     # find_spec, not import: importing exllamav2 is what starts the build
     python3 -c "import importlib.util as u, sys; sys.exit(u.find_spec('exllamav2') is None)" || return 0
@@ -124,5 +143,6 @@ case "${1:-}" in
     prepare) prepare ;;
     env) exports ;;
     run) shift; prepare; eval "$(exports)"; exec python3 -m llmperf_nb.cli run "$@" ;;
-    *) sed -n '2,8p' "$0" >&2; exit 2 ;;
+    server) prepare; build_llama_server ;;
+    *) sed -n '2,9p' "$0" >&2; exit 2 ;;
 esac

@@ -40,6 +40,13 @@ def new_cell(model: str = "tiny-llama", gpu: str = "cpu", engine: str = "llama_c
                 quantization=quantization, **{**defaults, **fields})
 
 
+def driver_options(argv: list[str]) -> dict:
+    """The options document an engine hands its driver (llmperf_nb/options), as a dict."""
+    import json
+
+    return json.loads(argv[argv.index("--options") + 1])
+
+
 @pytest.fixture
 def make_cell():
     """``make_cell(model, gpu, engine, count=, options=, quantization=, **other Cell fields)``."""

@@ -109,7 +109,7 @@ def test_the_cycle_check_sees_a_circle(tmp_path, monkeypatch):
 
 #: what a driver may import from this package (drivers/__init__.py states the rule)
 DRIVER_MAY_IMPORT = {"llmperf_nb", "llmperf_nb.drivers", "llmperf_nb.drivers.common", "llmperf_nb.telemetry",
-                     "llmperf_nb.jsonfile", "llmperf_nb.process", "llmperf_nb.exceptions"}
+                     "llmperf_nb.jsonfile", "llmperf_nb.process", "llmperf_nb.exceptions", "llmperf_nb.options"}
 
 
 @pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("llmperf_nb.drivers.")])
@@ -119,12 +119,13 @@ def test_drivers_import_only_what_the_rule_allows(module):
         return
     engine = module.rpartition(".")[2]
     allowed = DRIVER_MAY_IMPORT | {f"llmperf_nb.importers.{engine}", "llmperf_nb.importers",
-                                   f"llmperf_nb.drivers.{engine}_compat"}
+                                   f"llmperf_nb.drivers.{engine}_compat", f"llmperf_nb.options.{engine}"}
     assert imports_of(module) - allowed == set()
 
 
 def test_what_the_drivers_may_import_imports_only_the_standard_library_and_each_other():
-    shared = {m for m in DRIVER_MAY_IMPORT | {f"llmperf_nb.importers.{e}" for e in ("llama_cpp",)}
+    options = {m for m in MODULES if m.startswith("llmperf_nb.options.")}
+    shared = {m for m in DRIVER_MAY_IMPORT | options | {f"llmperf_nb.importers.{e}" for e in ("llama_cpp",)}
               if m in MODULES and not m.startswith("llmperf_nb.drivers")}
     for module in shared:
         assert imports_of(module) <= DRIVER_MAY_IMPORT | {"llmperf_nb.measurement", "llmperf_nb.importers"}, module
@@ -198,6 +199,11 @@ FORBIDDEN = {
     "report": ("engines", "runners", "pipeline"),
     "roofline": ("engines", "runners", "pipeline"),
     "compare": ("engines", "runners", "pipeline"),
+    "throughput": ("engines", "runners", "pipeline"),
+    "points": ("engines", "runners", "pipeline"),
+    "workloads": ("engines", "runners", "pipeline", "steps"),
+    "serving": ("runners", "pipeline"),
+    "loadgen": ("engines", "runners", "pipeline"),
     **{m: ("pipeline", "runners", "engines") for m in ("models", "gpus", "hardware", "telemetry", "process", "tokenizer")},
 }
 
@@ -217,3 +223,26 @@ def test_layout_and_jsonfile_need_only_the_standard_library():
     assert imports_of("llmperf_nb.jsonfile") == set()
     assert imports_of("llmperf_nb.layout") <= {"llmperf_nb.exceptions"}
     assert imports_of("llmperf_nb.cells") <= {"llmperf_nb.layout", "llmperf_nb.jsonfile"}
+
+
+def _engines():
+    from llmperf_nb.engines import registry
+
+    return [e for e in registry.values() if e.name in {p.stem for p in (ROOT / "llmperf_nb" / "drivers").glob("*.py")}]
+
+
+@pytest.mark.parametrize("engine", _engines(), ids=lambda e: e.name)
+def test_each_engine_option_is_declared_once_and_reaches_its_driver_as_one_document(engine):
+    import dataclasses
+
+    from llmperf_nb import options
+
+    cls = engine.options_class
+    assert cls.__module__ == f"llmperf_nb.options.{engine.name}"  # the one declaration, which the driver imports
+    driver = (ROOT / "llmperf_nb" / "drivers" / f"{engine.name}.py").read_text()
+    assert f"from llmperf_nb.options.{engine.name} import Options" in driver and "options.add_argument(" in driver
+    for f in dataclasses.fields(cls):
+        flag = f'add_argument("--{f.name.replace("_", "-")}"'
+        assert flag not in driver, f"{engine.name}: option {f.name} declared again in its driver"
+    default = cls()
+    assert options.read(options.argv(default)[1], cls) == default

@@ -99,7 +99,7 @@ def test_cli_exits_3_on_a_regression_and_writes_self_contained_html(tmp_path):
     a = write_dir(tmp_path / "a", make_doc(A), make_doc(A, engine="vllm"))
     b = write_dir(tmp_path / "b", make_doc(SLOWER), make_doc(NOISE, engine="vllm"))
     page = tmp_path / "cmp" / "compare.html"
-    done = cli("compare", a, b, "--html", page)
+    done = cli("compare", a, b, "--html", page, env={"HOME": str(tmp_path)})
     assert done.returncode == 3, done.stderr
     lines = done.stdout.splitlines()
     row = next(line for line in lines if line.startswith("Llama-2-7b-chat-hf__h200__llama_cpp__int4"))
@@ -109,6 +109,7 @@ def test_cli_exits_3_on_a_regression_and_writes_self_contained_html(tmp_path):
     html = page.read_text()
     assert report.EXTERNAL.search(html) is None
     assert '<tr class="regression">' in html and "llama_cpp" in html
+    assert "<code>~/a/results</code>" in html and str(tmp_path) not in html  # the folders, from named roots
 
 
 def test_cli_exits_0_without_a_regression(tmp_path):

@@ -24,7 +24,7 @@ from llmperf_nb.models import ModelSpec, get_model
 from llmperf_nb.params import DEFAULT_PROMPT
 from llmperf_nb.weights import gptq
 
-from .conftest import LOGS, has_nvidia_gpu, new_cell
+from .conftest import LOGS, driver_options, has_nvidia_gpu, new_cell
 
 V2 = LOGS / "public" / "exllamav2"
 V1 = LOGS / "public" / "exllama"
@@ -286,19 +286,20 @@ def test_prepare_real_folders(engine, tiny_gptq, tmp_path):
         engine.compile(cell(), {"synthetic": False, "path": str(fp16 / "config.json")}, tmp_path, run)
 
 
-def argv_tail(engine, c, tmp_path):
+def argv_options(engine, c, tmp_path) -> dict:
     argv = engine.benchmark_argv(c, Prepared("/w/m", "GPTQ 4-bit g128", {}), tmp_path / "raw.json")
     assert argv[:6] == [sys.executable, "-m", "llmperf_nb.drivers.exllamav2", "bench", "--model", "/w/m"]
     assert argv[argv.index("--prompt-ids") + 1] == ",".join(map(str, PROMPT_IDS))
-    return argv[argv.index("--out") + 2:]
+    assert argv[argv.index("--out") + 2:][0] == "--options"
+    return driver_options(argv)
 
 
 def test_argv_places_the_model_like_test_inference(engine, tmp_path):
-    assert argv_tail(engine, cell(), tmp_path) == ["--max-seq-len", "2048"]
-    assert argv_tail(engine, cell(count=2), tmp_path) == ["--autosplit", "--max-seq-len", "2048"]
+    assert argv_options(engine, cell(), tmp_path) == {"gpu_split": None, "max_seq_len": 2048, "crosscheck": False}
+    assert argv_options(engine, cell(count=2), tmp_path)["gpu_split"] == "auto"
     two = cell(count=2, options={"gpu_split": "17,17", "max_seq_len": 4096})
-    assert argv_tail(engine, two, tmp_path) == ["--gpu-split", "17,17", "--max-seq-len", "4096"]
-    assert argv_tail(engine, cell(options={"gpu_split": "auto"}), tmp_path)[0] == "--autosplit"
+    assert argv_options(engine, two, tmp_path) == {"gpu_split": "17,17", "max_seq_len": 4096, "crosscheck": False}
+    assert argv_options(engine, cell(options={"gpu_split": "auto"}), tmp_path)["gpu_split"] == "auto"
     with pytest.raises(ConfigError, match="more GPUs"):
         engine.benchmark_argv(cell(options={"gpu_split": "17,17"}), Prepared("m", "", {}), tmp_path / "r")
     with pytest.raises(ConfigError, match="do not fit"):
@@ -317,11 +318,11 @@ def test_parse_benchmark_reads_the_driver_output(engine, tmp_path):
     assert m.build["model_bytes"] == 3893970608 and m.build["gpu_names"] == ["NVIDIA H100"]
 
 
-def test_driver_takes_one_placement():
+def test_driver_reads_only_its_engines_options():
     from llmperf_nb.drivers import exllamav2 as driver
 
-    with pytest.raises(SystemExit):
-        driver.main(["bench", "--model", "m", "--prompt-ids", "1", "--out", "o", "--gpu-split", "17", "--autosplit"])
+    with pytest.raises(SystemExit, match="unknown option 'n_batch'"):
+        driver.main(["bench", "--model", "m", "--prompt-ids", "1", "--out", "o", "--options", '{"n_batch": 1}'])
 
 
 # --- the real thing ------------------------------------------------------------------------------
@@ -348,7 +349,7 @@ def test_driver_runs_on_a_tiny_gptq_checkpoint(spec, tmp_path):
     # a 64-token cache holds one repetition (8 + 32) but not two, so a reset that did not reset fails
     process.run([sys.executable, "-m", "llmperf_nb.drivers.exllamav2", "bench", "--model", str(model),
                  "--prompt-ids", ",".join(map(str, PROMPT_IDS)), "--gen-len", "32", "--reps", "3", "--warmup", "1",
-                 "--gpus", "0", "--out", str(raw), "--max-seq-len", "64"], timeout=1200,
+                 "--gpus", "0", "--out", str(raw), "--options", '{"max_seq_len": 64}'], timeout=1200,
                 on_line=lambda line: print(line, end=""))
     doc = json.loads(raw.read_text())
     assert doc["engine_version"].startswith("exllamav2 ")

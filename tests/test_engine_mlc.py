@@ -24,7 +24,7 @@ from llmperf_nb.exceptions import ConfigError, ParseError
 from llmperf_nb.importers import mlc as p
 from llmperf_nb.importers import result as importers
 
-from .conftest import LOGS, ROOT, cli, new_cell
+from .conftest import LOGS, ROOT, cli, driver_options, new_cell
 
 PUBLIC = LOGS / "public" / "mlc"
 
@@ -254,7 +254,8 @@ def test_benchmark_argv(engine, tmp_path, monkeypatch):
     prepared = Prepared("/cache/m", "MLC q4f16_1", {}, extra={"model_lib": "/cache/m/lib.so"})
     argv = engine.benchmark_argv(cell("mi300x"), prepared, tmp_path / "raw.json")
     assert argv[1:] == ["-m", "llmperf_nb.drivers.mlc", "--model", "/cache/m", "--model-lib", "/cache/m/lib.so",
-                        "--device", "rocm", "--max-seq-len", "2048", "--out", str(tmp_path / "raw.json")]
+                        "--device", "rocm", "--options", argv[argv.index("--options") + 1], "--out", str(tmp_path / "raw.json")]
+    assert driver_options(argv)["max_seq_len"] == 2048 and driver_options(argv)["target"] == "rocm"
     argv = engine.benchmark_argv(cell("cpu"), prepared, tmp_path / "raw.json")
     assert argv[argv.index("--device") + 1] == "cpu"
 

@@ -17,7 +17,7 @@ from llmperf_nb.importers.transformers import parse_benchmark_hf
 from llmperf_nb.models import get_model
 from llmperf_nb.params import DEFAULT_PROMPT
 
-from .conftest import LOGS, needs_gpu, new_cell
+from .conftest import LOGS, driver_options, needs_gpu, new_cell
 
 LLAMA_IDS = [1, 1724, 338, 278, 6593, 310, 2834, 29973]
 ENGINE = Transformers()
@@ -76,11 +76,13 @@ def test_argv_carries_the_options():
     argv = ENGINE.benchmark_argv(cell(gpu="auto", quantization="int4", cache="static", compile=True), prepared,
                                  Path("raw.json"))
     joined = " ".join(argv)
-    for part in ("--device cuda", "--num-gpus 1", "--dtype float16", "--cache static", "--quant bnb4",
-                 "--compile", "--random-init", "--gen-len 32"):
+    for part in ("--device cuda", "--num-gpus 1", "--quant bnb4", "--random-init", "--gen-len 32"):
         assert part in joined
-    cpu = " ".join(ENGINE.benchmark_argv(cell(), Prepared("/ckpt", "f", {}), Path("r")))
-    assert "--device cpu" in cpu and "--dtype float32" in cpu and "--quant none" in cpu and "--compile" not in cpu
+    assert driver_options(argv) == {"cache": "static", "compile": True, "attn": "sdpa", "dtype": "float16",
+                                    "crosscheck": False}
+    cpu = ENGINE.benchmark_argv(cell(), Prepared("/ckpt", "f", {}), Path("r"))
+    assert "--device cpu" in " ".join(cpu) and "--quant none" in " ".join(cpu)
+    assert driver_options(cpu)["dtype"] == "float32" and driver_options(cpu)["compile"] is False
 
 
 def test_compile_needs_a_warmup_run():

@@ -20,7 +20,7 @@ from llmperf_nb.exceptions import ConfigError, ParseError
 from llmperf_nb.importers import result as importers
 from llmperf_nb.importers import vllm as p
 
-from .conftest import LOGS, new_cell
+from .conftest import LOGS, driver_options, new_cell
 
 PUBLIC = LOGS / "public" / "vllm"
 
@@ -170,12 +170,13 @@ def test_benchmark_argv(engine, tmp_path, no_tokenizer, count):
     argv = engine.benchmark_argv(cell(count=count, quantization="int4", enforce_eager=True,
                                       gpu_memory_utilization=0.8, crosscheck=True), prepared, tmp_path / "r.json")
     assert argv[1:] == ["-m", "llmperf_nb.drivers.vllm", "--model", "/cache/gptq", "--load-format", "auto",
-                        "--tensor-parallel-size", str(count), "--dtype", "float16", "--gpu-memory-utilization", "0.8",
-                        "--seed", "0", "--enforce-eager", "--crosscheck", "--out", str(tmp_path / "r.json")]
+                        "--tensor-parallel-size", str(count), "--dtype", "float16", "--seed", "0",
+                        "--options", argv[argv.index("--options") + 1], "--out", str(tmp_path / "r.json")]
+    assert driver_options(argv) == {"enforce_eager": True, "gpu_memory_utilization": 0.8, "crosscheck": True}
     assert "--quantization" not in argv  # vLLM detects GPTQ from config.json
     plain = engine.benchmark_argv(cell(), Prepared("/d", "safetensors fp16", {}, extra={"load_format": "dummy"}),
                                   tmp_path / "r.json")
-    assert "--crosscheck" not in plain and "--enforce-eager" not in plain
+    assert driver_options(plain) == {"enforce_eager": False, "gpu_memory_utilization": 0.9, "crosscheck": False}
     assert plain[plain.index("--load-format") + 1] == "dummy"
 
 
@@ -480,7 +481,7 @@ def test_driver_runs_the_crosscheck_first_and_stores_it(fake_vllm, tmp_path, mon
     monkeypatch.setattr(process, "run", fake_run)
     raw = tmp_path / "raw.json"
     driver.main(["--model", "/m", "--load-format", "auto", "--prompt-ids", "1,2,3", "--gen-len", "11",
-                 "--reps", "3", "--out", str(raw), "--crosscheck"])
+                 "--reps", "3", "--out", str(raw), "--options", '{"crosscheck": true}'])
     doc = json.loads(raw.read_text())
     check = doc["crosscheck"]
     assert order == ["bench"] and check["argv"][:3] == ["vllm", "bench", "latency"]
@@ -494,7 +495,7 @@ def test_driver_runs_the_crosscheck_first_and_stores_it(fake_vllm, tmp_path, mon
 
     monkeypatch.setattr(process, "run", failing_run)
     driver.main(["--model", "/m", "--prompt-ids", "1,2,3", "--gen-len", "11", "--reps", "3", "--out", str(raw),
-                 "--crosscheck"])
+                 "--options", '{"crosscheck": true}'])
     doc = json.loads(raw.read_text())
     check = doc["crosscheck"]
     assert check["error"] == "RuntimeError: no GPU" and len(doc["samples"]) == 3

@@ -47,13 +47,13 @@ def _driver_running(folder: Path) -> bool:
     return False
 
 
-def _start(tmp_path: Path, cache_dir: Path) -> tuple[subprocess.Popen, Path]:
+def _start(tmp_path: Path, cache_dir: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
     p = tmp_path / "m.yaml"
     p.write_text(LONG)
     out = (tmp_path / "out").resolve()
     exe = Path(sys.executable).with_name("llmperf-nb")
     proc = subprocess.Popen([str(exe), "run", str(p), "--out", str(out), "--cache-dir", str(cache_dir),
-                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+                             "--no-progress", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     deadline = time.monotonic() + 300
     while not _driver_running(out) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
@@ -104,3 +104,20 @@ def test_one_run_per_folder_and_sigkill_of_the_cli_ends_its_tree(tmp_path, cache
     # the killed run's lock is not taken for a live one
     again = cli("run", tmp_path / "short.yaml", "--out", out, "--cache-dir", cache_dir, "--no-progress")
     assert again.returncode == 0 and "1 run" in again.stdout, again.stderr
+
+
+def test_an_interrupted_force_run_keeps_the_good_result_and_its_files(tmp_path, cache_dir):
+    (tmp_path / "m.yaml").write_text(SHORT)
+    out = (tmp_path / "out").resolve()
+    first = cli("run", tmp_path / "m.yaml", "--out", out, "--cache-dir", cache_dir, "--no-progress")
+    assert first.returncode == 0, first.stderr
+    cell = out / "results" / CELL
+    before = {p.name: p.read_bytes() for p in cell.iterdir()}
+    proc, _ = _start(tmp_path, cache_dir, "--force")  # LONG: its driver is measuring when the signal comes
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and len(err.strip().splitlines()) == 1, err
+    _nothing_left(out)
+    assert {p.name: p.read_bytes() for p in cell.iterdir()} == before  # the good cell, whole
+    attempt = json.loads((out / "attempts" / CELL / "result.json").read_text())
+    assert attempt["status"] == "failed" and attempt["error"]["message"].startswith("interrupted (")

@@ -55,7 +55,8 @@ def test_llama_cpp_decodes_the_f16_file_with_both_greedy_pickers(f16_file, tmp_p
         out = tmp_path / f"{sampler}.json"
         subprocess.run([sys.executable, "-m", "llmperf_nb.drivers.llama_cpp", "bench", "--model", str(f16_file),
                         "--prompt-ids", PROMPT, "--gen-len", "16", "--reps", "1", "--warmup", "0",
-                        "--threads", "2", "--sampler", sampler, "--out", str(out)], check=True, capture_output=True)
+                        "--options", '{"threads": 2, "n_gpu_layers": 0}', "--sampler", sampler, "--out", str(out)],
+                       check=True, capture_output=True)
         raw = json.loads(out.read_text())
         assert raw["samples"][0]["gen_tokens"] == 16
         assert raw["settings"]["sampler"] == sampler

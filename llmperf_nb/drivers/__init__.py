@@ -7,6 +7,8 @@ standard-library modules (tests/test_architecture.py checks it): a driver import
 its engine's own packages (inside functions, so ``--help`` works without them), and from llmperf_nb only
 
 - :mod:`llmperf_nb.drivers.common`: the workload's arguments and the timed loop,
+- :mod:`llmperf_nb.options` and ``llmperf_nb.options.<its engine>``: its engine's options, declared once, read
+  from the one document the engine passes (``--options``),
 - :mod:`llmperf_nb.telemetry`: memory and energy readings,
 - :mod:`llmperf_nb.jsonfile`: the atomic JSON writer,
 - :mod:`llmperf_nb.process` and :mod:`llmperf_nb.exceptions`: running one of the engine's own tools,

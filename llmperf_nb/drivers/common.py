@@ -47,6 +47,12 @@ def add_workload_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--out", required=True)
 
 
+def add_sweep_args(ap: argparse.ArgumentParser) -> None:
+    """A sweep's grid; ``--prompt-ids`` then seeds every prompt length (:func:`prompt_of_length`)."""
+    ap.add_argument("--batch-sizes", required=True, help="comma-separated batch sizes")
+    ap.add_argument("--prompt-lengths", required=True, help="comma-separated prompt lengths in tokens")
+
+
 def parse_ids(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -107,6 +113,68 @@ def generate(stepper: Stepper, ids: list[int], gen_len: int, nvml=None) -> dict:
     if nvml is not None:
         nvml.mark()
     return sample(len(ids), generated, t0, t_first, last, latencies, nvml, decode_start)
+
+
+class BatchStepper(Protocol):
+    """A batched API: B sequences at once, each in its own slot of the engine's KV cache."""
+
+    def reset(self) -> None: ...
+    def prefill(self, prompts: list[list[int]]) -> list[int]: ...
+    def decode(self, tokens: list[int]) -> list[int]: ...
+
+
+def prompt_of_length(ids: list[int], n: int) -> list[int]:
+    """A prompt of exactly ``n`` ids: the first (BOS), then the prompt's other ids over and over."""
+    body = ids[1:] or ids
+    return [ids[0], *(body[i % len(body)] for i in range(n - 1))][:n]
+
+
+def generate_batch(stepper: BatchStepper, ids: list[int], batch: int, gen_len: int, nvml=None) -> dict:
+    """One repetition of a sweep point: ``batch`` copies of the prompt prefilled together, then
+    ``gen_len - 1`` decode steps of one token per sequence (EOS ignored). One step is one latency."""
+    stepper.reset()
+    t0 = time.perf_counter()
+    tokens = stepper.prefill([list(ids)] * batch)
+    t_first = time.perf_counter()
+    if nvml is not None:
+        nvml.mark()
+    decode_start = last = time.perf_counter()
+    seqs, latencies = [[t] for t in tokens], []
+    for _ in range(gen_len - 1):
+        tokens = stepper.decode(tokens)
+        now = time.perf_counter()
+        latencies.append(now - last)
+        last = now
+        for seq, t in zip(seqs, tokens, strict=True):
+            seq.append(t)
+    if nvml is not None:
+        nvml.mark()
+    s = sample(len(ids), seqs[0], t0, t_first, last, latencies, nvml, decode_start)
+    digests = [token_digest(q) for q in seqs]
+    s.update(batch_size=batch, gen_tokens=min(map(len, seqs)), prefill_tok_s=batch * len(ids) / (t_first - t0),
+             per_seq_decode_tok_s=s["decode_tok_s"],
+             decode_tok_s=batch * (len(seqs[0]) - 1) / s["decode_s"] if s["decode_s"] > 0 else None,
+             token_ids_sha256=hashlib.sha256(";".join(digests).encode()).hexdigest(),
+             distinct_sequences=len(set(digests)))
+    return s
+
+
+def sweep(run_point, args, ids: list[int]) -> dict:
+    """Every point of the grid, each measured as :func:`measure` measures a cell (warm-up, repetitions).
+    ``run_point(prompt_ids, batch, nvml)`` returns one sample. Returns the raw document's timing part."""
+    points = []
+    for batch in parse_ids(args.batch_sizes):
+        for length in parse_ids(args.prompt_lengths):
+            p_ids = prompt_of_length(ids, length)
+            doc = measure(lambda nvml, p=p_ids, b=batch: run_point(p, b, nvml), args)
+            points.append({"batch_size": batch, "prompt_tokens": length, "gen_tokens": args.gen_len, **doc})
+            last = doc["samples"][-1]
+            print(f"B={batch} P={length}: decode {last['decode_tok_s']:.2f} tok/s total, "
+                  f"{last['per_seq_decode_tok_s']:.2f} per sequence; prefill {last['prefill_tok_s']:.2f} tok/s",
+                  flush=True)
+    return {"points": points, "samples": [], "warmup_samples": [], "gc_policy": GC_POLICY,
+            "peak_mem_bytes": max((p["peak_mem_bytes"] or 0) for p in points) or None,
+            "peak_mem_kind": points[0]["peak_mem_kind"] if points else None}
 
 
 def measure(one_run, args, continuous: bool = False) -> dict:
@@ -178,6 +246,8 @@ def untouched_by_gc(one_run, nvml=None):
 
 def write(doc: dict, out: str) -> None:
     write_json(out, doc, indent=None)
+    if not doc["samples"]:  # a sweep: each point said its line
+        return
     last = doc["samples"][-1]
     print(f"decode {last['decode_tok_s']:.2f} tok/s, prefill {last['prefill_tok_s']:.2f} tok/s, "
           f"{len(doc['samples'])} repetitions, {last['gen_tokens']} tokens each", flush=True)

@@ -23,7 +23,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from llmperf_nb import options
 from llmperf_nb.drivers import common
+from llmperf_nb.options.exllamav2 import Options
 
 
 def _import():
@@ -74,21 +76,21 @@ def load(args, torch):
     from exllamav2 import ExLlamaV2, ExLlamaV2Cache, ExLlamaV2Config
 
     config = ExLlamaV2Config(args.model)  # reads config.json and indexes the *.safetensors
-    config.max_seq_len = args.max_seq_len
+    config.max_seq_len = args.opts.max_seq_len
     # load_autosplit() does this itself; doing it for every load mode keeps their buffers alike
-    config.max_input_len = min(config.max_input_len, args.max_seq_len)
+    config.max_input_len = min(config.max_input_len, args.opts.max_seq_len)
     config.arch_compat_overrides()
     model = ExLlamaV2(config)
     if args.autosplit:
         # the cache is allocated layer by layer while the model fills one GPU after another
-        cache = ExLlamaV2Cache(model, max_seq_len=args.max_seq_len, lazy=True)
+        cache = ExLlamaV2Cache(model, max_seq_len=args.opts.max_seq_len, lazy=True)
         model.load_autosplit(cache)
         return config, model, cache
     split = [float(x) for x in args.gpu_split.split(",")] if args.gpu_split else None
     if split and len(split) > torch.cuda.device_count():
         sys.exit(f"--gpu-split has {len(split)} entries but {torch.cuda.device_count()} CUDA devices are visible")
     model.load(split)  # GB of weights per GPU, in order; None puts everything on the first GPU
-    return config, model, ExLlamaV2Cache(model, max_seq_len=args.max_seq_len)
+    return config, model, ExLlamaV2Cache(model, max_seq_len=args.opts.max_seq_len)
 
 
 def attention_backend(config) -> str:
@@ -130,8 +132,8 @@ def _quantization_config(model_dir: Path) -> dict | None:
 def bench(args) -> None:
     torch, exllamav2 = _import()
     ids = common.parse_ids(args.prompt_ids)
-    if len(ids) + args.gen_len > args.max_seq_len:
-        sys.exit(f"prompt ({len(ids)}) + gen_len ({args.gen_len}) tokens exceed --max-seq-len {args.max_seq_len}")
+    if len(ids) + args.gen_len > args.opts.max_seq_len:
+        sys.exit(f"prompt ({len(ids)}) + gen_len ({args.gen_len}) tokens exceed max_seq_len {args.opts.max_seq_len}")
     config, model, cache = load(args, torch)
     torch.cuda.empty_cache()  # memory is what the engine holds while decoding (docs/engines.md, Memory)
     stepper = Stepper(torch, model, cache)
@@ -139,14 +141,14 @@ def bench(args) -> None:
     doc.update(
         engine_version=engine_version(torch, exllamav2),
         prompt_token_ids=ids,
-        settings={"gpu_split": args.gpu_split, "autosplit": args.autosplit, "max_seq_len": args.max_seq_len,
+        settings={"gpu_split": args.gpu_split, "autosplit": args.autosplit, "max_seq_len": args.opts.max_seq_len,
                   "max_input_len": config.max_input_len, "cache": "fp16 (ExLlamaV2Cache)",
                   "attention": attention_backend(config), "cuda_graphs": not config.no_graphs,
                   "loop": "model.forward(ids, cache, last_id_only=True) + argmax, as test_inference.py -s"},
         **facts(torch, config, model),
     )
     doc["versions"] = {"exllamav2": exllamav2.__version__, "torch": torch.__version__, "cuda": torch.version.cuda}
-    if args.crosscheck:
+    if args.opts.crosscheck:
         doc["crosscheck"] = common.guarded_crosscheck("ExLlamaV2 dynamic generator", crosscheck, torch, model,
                                                       cache, args, ids, doc)
     model.unload()
@@ -207,15 +209,16 @@ def main(argv=None) -> None:
     b = sub.add_parser("bench")
     b.add_argument("--model", required=True, help="folder with config.json and *.safetensors (GPTQ or EXL2)")
     common.add_workload_args(b)
-    split = b.add_mutually_exclusive_group()
-    split.add_argument("--gpu-split", help="GB of weights per GPU, e.g. 17,17 (test_inference.py -gs)")
-    split.add_argument("--autosplit", action="store_true", help="fill the visible GPUs in turn (-gs auto)")
-    b.add_argument("--max-seq-len", type=int, default=2048, help="cache length in tokens")
-    b.add_argument("--crosscheck", action="store_true",
-                   help="also time ExLlamaV2's own dynamic generator on the same model and cache")
+    options.add_argument(b)  # llmperf_nb/options/exllamav2.py: gpu_split, max_seq_len, crosscheck
     sub.add_parser("check")
     args = ap.parse_args(argv)
-    bench(args) if args.cmd == "bench" else check(args)
+    if args.cmd == "check":
+        return check(args)
+    args.opts = options.read(args.options, Options)
+    # gpu_split: None (the first GPU), "auto" (fill the GPUs in turn: -gs auto), or GB per GPU ("17,17": -gs)
+    args.autosplit = args.opts.gpu_split == "auto"
+    args.gpu_split = None if args.autosplit else args.opts.gpu_split
+    bench(args)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ import argparse
 import json
 from pathlib import Path
 
+from llmperf_nb import options
 from llmperf_nb.drivers import common
+from llmperf_nb.options.mlc import Options
 
 ENGINE_KIND = "Relax VM driver (mlc-llm's compiled model library in TVM's Relax VM), not MLC's serve engine"
 PAGE_SIZE = 16  # MLC's engine and debug_chat.py use 16-token pages
@@ -125,7 +127,7 @@ def bench(args) -> None:
     from llmperf_nb.drivers import mlc_compat
 
     ids = common.parse_ids(args.prompt_ids)
-    stepper = Stepper(args.model, args.model_lib, args.device, args.max_seq_len)
+    stepper = Stepper(args.model, args.model_lib, args.device, args.opts.max_seq_len)
     doc = common.measure(lambda nvml: common.generate(stepper, ids, args.gen_len, nvml), args)
     runs = doc["warmup_samples"] + doc["samples"]
     digests = [s["token_ids_sha256"] for s in runs]
@@ -136,7 +138,7 @@ def bench(args) -> None:
         prompt_token_ids=ids,
         settings={
             "engine": ENGINE_KIND,
-            "device": args.device, "model_lib": args.model_lib, "max_seq_len": args.max_seq_len,
+            "device": args.device, "model_lib": args.model_lib, "max_seq_len": args.opts.max_seq_len,
             "kv_cache": f"paged, {stepper.kv_kind} kernels (create_{stepper.kv_kind}_paged_kv_cache), "
                         f"page size {PAGE_SIZE}",
             "flashinfer": "on" if stepper.kv_kind == "flashinfer" else FLASHINFER_OFF,
@@ -157,9 +159,11 @@ def main(argv=None) -> None:
     ap.add_argument("--model", required=True, help="folder with mlc-chat-config.json and the converted weights")
     ap.add_argument("--model-lib", required=True, help="the compiled model library (.so)")
     ap.add_argument("--device", default="cuda", help="TVM device kind: cuda, rocm or cpu")
-    ap.add_argument("--max-seq-len", type=int, default=None, help="KV cache length (default: the library's)")
+    options.add_argument(ap)  # llmperf_nb/options/mlc.py: max_seq_len (the KV cache length), and the build's
     common.add_workload_args(ap)
-    bench(ap.parse_args(argv))
+    args = ap.parse_args(argv)
+    args.opts = options.read(args.options, Options)
+    bench(args)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ The cache is a DynamicCache (grows with each token; transformers' default) or a 
 prompt + gen_len (fixed shapes, which is what lets ``--compile`` wrap the decode forward in
 torch.compile with CUDA graphs, as ``generate(cache_implementation="static")`` does).
 
-    python -m llmperf_nb.drivers.transformers bench --model DIR --device cuda --cache static --compile \
-        --prompt-ids 1,1724,... --out raw.json
+    python -m llmperf_nb.drivers.transformers bench --model DIR --device cuda \
+        --options '{"cache": "static", "compile": true}' --prompt-ids 1,1724,... --out raw.json
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import inspect
 import sys
 import time
 
+from llmperf_nb import options
 from llmperf_nb.drivers import common
+from llmperf_nb.options.transformers import Options
 
 
 class Stepper:
@@ -33,11 +35,11 @@ class Stepper:
         params = inspect.signature(model.forward).parameters
         # transformers 5.24 renamed past_key_values to cache (the old name warns until 5.40)
         self.cache_kw = "cache" if "cache" in params else "past_key_values"
-        self.static = args.cache == "static"
+        self.static = args.opts.cache == "static"
         self.cache = StaticCache(config=model.config, max_cache_len=max_len) if self.static else None
         self.new_cache = lambda: DynamicCache(config=model.config)
         self.step_fn = model
-        if args.compile:
+        if args.opts.compile:
             # Decode only, as generate() does: the prefill's shape differs from every decode step's,
             # and CUDA graphs (mode reduce-overhead) replay fixed shapes and addresses only.
             mode = "reduce-overhead" if self.device.type == "cuda" else "default"
@@ -71,12 +73,69 @@ class Stepper:
         return self._forward(self.step_fn, ids, self.pos)
 
 
+class BatchStepper(Stepper):
+    """B sequences in one forward per step: input [B, 1] against a StaticCache of batch B (a new one per
+    batch size; shapes are fixed, so ``--compile`` works as at batch 1). Greedy: argmax per row, one
+    ``.tolist()`` per step that waits for the device."""
+
+    def _forward(self, fn, ids, pos) -> list[int]:
+        out = fn(input_ids=ids, position_ids=pos, use_cache=True, logits_to_keep=1, **{self.cache_kw: self.cache})
+        self.next_ids = out.logits[:, -1:].argmax(-1)  # [B, 1], the next input, on the device
+        self.last = [row[0] for row in self.next_ids.tolist()]
+        return self.last
+
+    def prefill(self, prompts: list[list[int]]) -> list[int]:
+        t = self.torch
+        n = len(prompts[0])
+        self.pos = t.full((len(prompts), 1), n - 1, device=self.device)
+        ids = t.tensor(prompts, device=self.device)
+        return self._forward(self.model, ids, t.arange(n, device=self.device)[None].expand(len(prompts), n))
+
+    def decode(self, tokens: list[int]) -> list[int]:
+        ids = self.next_ids if tokens == self.last else self.torch.tensor([[t] for t in tokens], device=self.device)
+        self.pos += 1
+        return self._forward(self.step_fn, ids, self.pos)
+
+
+def sweep(args) -> None:
+    """Every batch size x prompt length on one loaded model, with a StaticCache of that batch size."""
+    import torch
+    import transformers
+
+    if args.opts.cache != "static":
+        sys.exit("a sweep runs with --cache static (a cache of B rows, fixed shapes)")
+    ids = common.parse_ids(args.prompt_ids)
+    model, facts = load(torch, args)
+    steppers: dict = {}
+
+    def run_point(p_ids, batch, nvml):
+        key = (batch, len(p_ids))
+        if key not in steppers:
+            steppers.clear()
+            if args.device == "cuda":  # the last point's cache goes back to the device: each point's memory is its own
+                torch.cuda.empty_cache()
+            steppers[key] = BatchStepper(torch, model, args, max_len=len(p_ids) + args.gen_len)
+        return common.generate_batch(steppers[key], p_ids, batch, args.gen_len, nvml)
+
+    with torch.inference_mode():
+        doc = common.sweep(run_point, args, ids)
+    doc.update(
+        engine_version=f"transformers {transformers.__version__} / torch {torch.__version__} "
+                       f"({args.device}, {args.opts.dtype}, static cache of batch B, {'compiled' if args.opts.compile else 'eager'})",
+        prompt_token_ids=ids,
+        settings={"device": args.device, "dtype": args.opts.dtype, "cache": "static", "compile": args.opts.compile,
+                  "attn": args.opts.attn, "quant": args.quant, "threads": torch.get_num_threads(), **facts},
+        versions=_versions(torch, transformers, args),
+    )
+    common.write(doc, args.out)
+
+
 def load(torch, args):
     """The model on its device(s), and facts about how it was loaded."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    dtype = getattr(torch, args.dtype)
-    kw = {"dtype": dtype, "attn_implementation": args.attn}
+    dtype = getattr(torch, args.opts.dtype)
+    kw = {"dtype": dtype, "attn_implementation": args.opts.attn}
     devices = _devices(torch, args)
     facts = {"placement": _placement(args, devices)}
     if args.random_init:
@@ -197,7 +256,7 @@ def bench(args) -> None:
 
     if args.quant == "bnb4" and args.device == "cpu":
         sys.exit("bitsandbytes 4-bit needs a CUDA GPU: use --quant none on the CPU")
-    if args.compile and args.cache != "static":
+    if args.opts.compile and args.opts.cache != "static":
         sys.exit("--compile needs --cache static (a dynamic cache changes shape every token)")
     ids = common.parse_ids(args.prompt_ids)
     model, facts = load(torch, args)
@@ -212,16 +271,16 @@ def bench(args) -> None:
         stepper = Stepper(torch, model, args, max_len=len(ids) + args.gen_len)
         doc = common.measure(lambda nvml: common.generate(stepper, ids, args.gen_len, nvml), args)
     settings = {
-        "device": args.device, "dtype": args.dtype, "cache": args.cache, "compile": args.compile,
-        "compile_mode": ("reduce-overhead" if on_cuda else "default") if args.compile else None,
-        "attn": args.attn, "quant": args.quant, "threads": torch.get_num_threads(),
+        "device": args.device, "dtype": args.opts.dtype, "cache": args.opts.cache, "compile": args.opts.compile,
+        "compile_mode": ("reduce-overhead" if on_cuda else "default") if args.opts.compile else None,
+        "attn": args.opts.attn, "quant": args.quant, "threads": torch.get_num_threads(),
         "tensor_parallel": False, **facts,
     }
     if on_cuda:
         settings["torch_max_memory_allocated_bytes"] = sum(
             torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))
         settings["gpu_names"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    where = f"{args.device}, {args.dtype}, {args.cache} cache, {'compiled' if args.compile else 'eager'}, {args.attn}"
+    where = f"{args.device}, {args.opts.dtype}, {args.opts.cache} cache, {'compiled' if args.opts.compile else 'eager'}, {args.opts.attn}"
     if args.quant == "bnb4":
         import bitsandbytes
 
@@ -232,7 +291,7 @@ def bench(args) -> None:
         settings=settings,
         versions=_versions(torch, transformers, args),
     )
-    if args.crosscheck:
+    if args.opts.crosscheck:
         with torch.inference_mode():
             doc["crosscheck"] = common.guarded_crosscheck("transformers generate()", crosscheck, torch, model,
                                                           args, ids, doc)
@@ -272,7 +331,7 @@ def crosscheck(torch, model, args, ids: list[int], doc: dict) -> dict:
 
     model.generation_config.eos_token_id = None  # or generate() would fill it back in from the model's
     kw = {"max_new_tokens": args.gen_len, "do_sample": False, "eos_token_id": None, "pad_token_id": 0}
-    if args.cache == "static":
+    if args.opts.cache == "static":
         kw["cache_implementation"] = "static"  # generate() then compiles the decode step itself
     config = GenerationConfig(**kw)
     input_ids = torch.tensor([ids], device=model.get_input_embeddings().weight.device)
@@ -288,7 +347,7 @@ def crosscheck(torch, model, args, ids: list[int], doc: dict) -> dict:
         runs.append({"gen_tokens": len(tokens), "decode_tok_s": (len(tokens) - 1) / (last - first),
                      "token_ids_sha256": common.token_digest(tokens)})
     call = (f"model.generate(max_new_tokens={args.gen_len}, do_sample=False, eos_token_id=None"
-            + (", cache_implementation='static'" if args.cache == "static" else "") + ")")
+            + (", cache_implementation='static'" if args.opts.cache == "static" else "") + ")")
     return common.compare_with_tool("transformers generate()", [call], [r["decode_tok_s"] for r in runs[1:]], doc,
                                     [r["token_ids_sha256"] for r in runs], gen_tokens=[r["gen_tokens"] for r in runs])
 
@@ -297,21 +356,26 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m llmperf_nb.drivers.transformers")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("bench")
-    b.add_argument("--model", required=True, help="HF checkpoint folder (with --random-init: config.json only)")
-    b.add_argument("--random-init", action="store_true", help="build from config.json with random weights on the device")
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    b.add_argument("--num-gpus", type=int, default=0, help="GPUs to spread the layers over (0: every visible one)")
-    b.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float32")
-    b.add_argument("--cache", choices=["dynamic", "static"], default="dynamic")
-    b.add_argument("--compile", action="store_true")
-    b.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
-    b.add_argument("--quant", choices=["none", "bnb4"], default="none")
-    b.add_argument("--crosscheck", action="store_true",
-                   help="also time transformers' own generate() on the same model (same cache kind)")
+    _model_args(b)
+    options.add_argument(b)  # llmperf_nb/options/transformers.py: cache, compile, attn, dtype, crosscheck
     common.add_workload_args(b)
+    w = sub.add_parser("sweep", help="batch sizes x prompt lengths, with a StaticCache of batch B")
+    _model_args(w)
+    options.add_argument(w)  # the engine sends cache: static for a sweep
+    common.add_workload_args(w)
+    common.add_sweep_args(w)
     args = ap.parse_args(argv)
-    bench(args)
+    args.opts = options.read(args.options, Options)
+    {"bench": bench, "sweep": sweep}[args.cmd](args)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="HF checkpoint folder (with --random-init: config.json only)")
+    p.add_argument("--random-init", action="store_true", help="build from config.json with random weights on the device")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--num-gpus", type=int, default=0, help="GPUs to spread the layers over (0: every visible one)")
+    p.add_argument("--quant", choices=["none", "bnb4"], default="none")
 
 
 if __name__ == "__main__":

@@ -57,21 +57,24 @@ v1/engine/llm_engine.py, v1/engine/output_processor.py, benchmarks/latency.py,
 entrypoints/cli/benchmark/latency.py).
 
     python -m llmperf_nb.drivers.vllm --model DIR --load-format dummy --tensor-parallel-size 1 \\
-        --prompt-ids 1,1724,... --gen-len 256 --reps 5 --out raw.json [--crosscheck]
+        --prompt-ids 1,1724,... --gen-len 256 --reps 5 --out raw.json [--options '{"crosscheck": true}']
     python -m llmperf_nb.drivers.vllm bench-latency --model DIR --input-len 8 ...   (= vllm bench latency)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
+from llmperf_nb import options
 from llmperf_nb.drivers import common
 from llmperf_nb.jsonfile import write_json
+from llmperf_nb.options.vllm import Options
 
 CROSSCHECK_TOOL = "vllm bench latency"
 SPLIT = "vLLM RequestOutput.metrics (engine-core timestamps)"
@@ -366,14 +369,14 @@ def main(argv=None) -> None:
     ap.add_argument("--tensor-parallel-size", type=int, default=1)
     ap.add_argument("--dtype", default="float16")
     ap.add_argument("--quantization", default=None, help="default: what config.json says (vLLM detects it)")
-    ap.add_argument("--gpu-memory-utilization", type=float, default=0.9)
-    ap.add_argument("--enforce-eager", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-model-len", type=int, default=None)
-    ap.add_argument("--crosscheck", action="store_true", help="run vllm bench latency first, same model and settings")
+    options.add_argument(ap)  # llmperf_nb/options/vllm.py: enforce_eager, gpu_memory_utilization, crosscheck
     ap.add_argument("--crosscheck-timeout", type=float, default=1500.0)
     common.add_workload_args(ap)
-    bench(ap.parse_args(argv))
+    args = ap.parse_args(argv)
+    vars(args).update(dataclasses.asdict(options.read(args.options, Options)))  # args.enforce_eager, ...
+    bench(args)
 
 
 if __name__ == "__main__":

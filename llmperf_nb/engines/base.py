@@ -63,6 +63,22 @@ class Engine(ABC):
     needs_gpu: bool = False
     #: options that add a measurement but do not make a separate configuration in reports
     label_ignores: tuple[str, ...] = ()
+    #: workload kinds (llmperf_nb.workloads) it runs: "sweep" through its driver's ``sweep`` command
+    #: (its batched API), "serve" through its own OpenAI-compatible server (:meth:`server_argv`)
+    workloads: tuple[str, ...] = ("single",)
+    #: for a kind it does not run, what its row says
+    workload_gaps: dict[str, str] = {}
+    #: the server's Prometheus counters of prompt and generated tokens (``/metrics``), for the check of
+    #: the server's token counts against the client's: {"prompt": name, "generation": name}
+    server_counters: dict[str, str] = {}
+
+    def lacks_workload(self, cell: Cell) -> str | None:
+        """Why this engine does not run the cell's workload kind at all (its row says so), or None."""
+        kind = cell.workload["kind"]
+        if kind in self.workloads:
+            return None
+        default = {"sweep": "no batched API", "serve": "no OpenAI-compatible server"}[kind]
+        return f"{self.label}: {self.workload_gaps.get(kind, default)} (workload {kind})"
 
     def unavailable(self, cell: Cell) -> str | None:
         """Why this engine cannot run the cell here (then the cell is reported as not run), or None."""
@@ -127,6 +143,21 @@ class Engine(ABC):
     @abstractmethod
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
         """Turn what the benchmark command printed and wrote into a Measurement."""
+
+    def server_argv(self, cell: Cell, prepared: Prepared, port: int) -> list[str]:
+        """The command that starts the engine's OpenAI-compatible server on 127.0.0.1:``port`` (serve
+        workloads; :mod:`llmperf_nb.serving` runs it). Engines with a server override it."""
+        from ..exceptions import EngineError
+
+        raise EngineError(f"{self.label} has no OpenAI-compatible server in llmperf-nb")
+
+    def served_model(self, cell: Cell, prepared: Prepared) -> str:
+        """The ``model`` name requests give the server."""
+        return cell.model
+
+    def server_version(self, cell: Cell, prepared: Prepared, log: str) -> str:
+        """The server's version, from what it printed (``log``) and how it was made."""
+        return f"{self.label} server"
 
     def parse_log(self, text: str, fmt: str | None = None, **counts) -> Measurement:
         """Parse a log the engine printed; ``fmt`` picks a parser, else each is tried in turn.
@@ -205,14 +236,24 @@ def gpu_env(cell: Cell) -> dict[str, str]:
     return {"CUDA_VISIBLE_DEVICES": ",".join(map(str, indices)), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
 
+def driver_command(cell: Cell) -> str:
+    """The driver's subcommand for the cell's workload: ``bench`` (single) or ``sweep``."""
+    return "sweep" if cell.workload["kind"] == "sweep" else "bench"
+
+
 def workload_args(cell: Cell, raw_path: Path) -> list[str]:
-    """The arguments of :func:`llmperf_nb.drivers.common.add_workload_args` for this cell."""
+    """The arguments of :func:`llmperf_nb.drivers.common.add_workload_args` (and, for a sweep, of
+    ``add_sweep_args``) for this cell."""
     from ..tokenizer import prompt_ids
 
     ids, _ = prompt_ids(cell.prompt)
+    w = cell.workload
+    grid = ["--batch-sizes", ",".join(map(str, w["batch_sizes"])),
+            "--prompt-lengths", ",".join(map(str, w["prompt_lengths"]))] if w["kind"] == "sweep" else []
     return [
+        *grid,
         "--prompt-ids", ",".join(map(str, ids)),
-        "--gen-len", str(cell.gen_len),
+        "--gen-len", str(w.get("gen_len", cell.gen_len)),
         "--reps", str(cell.repetitions),
         "--warmup", str(cell.warmup),
         "--min-time", str(cell.min_time_s),
@@ -255,6 +296,7 @@ def measurement_from_raw(cell: Cell, raw_path: Path, build_keys: tuple[str, ...]
                **{k: raw[k] for k in _SHARED_BUILD_KEYS if raw.get(k) is not None}},
         notes=[f"prompt tokenized with the {prompt_ids(cell.prompt)[1]}",
                *([crosscheck_note(raw["crosscheck"])] if raw.get("crosscheck") else [])],
+        points=raw.get("points") or [],
     )
 
 

@@ -14,8 +14,8 @@ Exllama v1's ``test_benchmark_inference.py -p`` (:mod:`llmperf_nb.importers.exll
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +23,8 @@ from .. import tokenizer
 from ..exceptions import ConfigError, EngineError, WeightsError
 from ..importers import exllamav2 as parsers
 from ..models import get_model
+from ..options import argv as options_argv
+from ..options.exllamav2 import Options
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
@@ -30,28 +32,6 @@ GPTQ_WRITER_VERSION = 1  # bump when weights/gptq.py writes different bytes for 
 
 if TYPE_CHECKING:
     from ..cells import Cell
-
-
-@dataclass(frozen=True)
-class Options:
-    # GB of weights per GPU as test_inference.py's -gs takes it ("17,17"), or "auto" to fill the
-    # GPUs in turn; None: the first GPU for a one-GPU cell, "auto" for a multi-GPU one
-    gpu_split: str | None = None
-    max_seq_len: int = 2048  # cache length in tokens (ExLlamaV2Cache is allocated for all of it)
-    # also time ExLlamaV2's own dynamic generator (greedy, gen_len tokens, no stop) in the same command
-    crosscheck: bool = False
-
-    def validate(self):
-        if self.max_seq_len < 1:
-            raise ConfigError("option 'max_seq_len' must be at least 1")
-        if self.gpu_split not in (None, "auto"):
-            try:
-                split = [float(x) for x in self.gpu_split.split(",")]
-            except ValueError:
-                split = []
-            if not split or any(x <= 0 for x in split):
-                raise ConfigError(f"option 'gpu_split': {self.gpu_split!r} is not 'auto' or a list of "
-                                  "GB per GPU such as '17,17'")
 
 
 class ExLlamaV2Engine(Engine):
@@ -63,6 +43,8 @@ class ExLlamaV2Engine(Engine):
     options_class = Options
     label_ignores = ("crosscheck",)
     formats = {"int4": "GPTQ 4-bit g128"}
+    workload_gaps = {"sweep": "no batched driver yet (its dynamic generator batches; not wired into llmperf-nb)",
+                     "serve": "no OpenAI-compatible server of its own (TabbyAPI is a separate project)"}
     dockerfiles = {"cuda": "Dockerfile.cu121.exllamav2"}
     parsers = {
         "response": parsers.parse_response,
@@ -94,14 +76,11 @@ class ExLlamaV2Engine(Engine):
         split = opts.gpu_split or ("auto" if cell.gpu.count > 1 else None)
         if split not in (None, "auto") and len(split.split(",")) > cell.gpu.count:
             raise ConfigError(f"option 'gpu_split' {split!r} names more GPUs than the cell's {cell.gpu.count}")
-        placement = [] if split is None else ["--autosplit"] if split == "auto" else ["--gpu-split", split]
         return [
             python(), "-m", "llmperf_nb.drivers.exllamav2", "bench",
             "--model", prepared.artifact,
             *workload_args(cell, raw_path),
-            *placement,
-            "--max-seq-len", str(opts.max_seq_len),
-            *(["--crosscheck"] if opts.crosscheck else []),
+            *options_argv(dataclasses.replace(opts, gpu_split=split)),
         ]
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:

@@ -8,41 +8,24 @@ the timing lines of llama.cpp's completion programs (:mod:`llmperf_nb.importers.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from ..exceptions import ConfigError, EngineError, WeightsError
+from ..exceptions import EngineError, WeightsError
 from ..importers import llama_cpp as parsers
 from ..models import get_model
+from ..options import argv as options_argv
+from ..options.llama_cpp import Options
 from ..process import python
-from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
+from .base import Engine, Measurement, Prepared, cache_key, driver_command, measurement_from_raw, workload_args
 
 GGUF_WRITER_VERSION = 2  # bump when weights/gguf.py writes different bytes for the same inputs
 
 if TYPE_CHECKING:
     from ..cells import Cell
-
-
-@dataclass(frozen=True)
-class Options:
-    n_gpu_layers: int = 999  # all layers on the GPU; ignored on the CPU
-    # tensor: llama.cpp's tensor parallelism (meta device, needs flash attention); row: the older row split,
-    # which the CUDA backend of the llama.cpp vendored in llama-cpp-python 0.3.36 no longer has
-    split_mode: Literal["layer", "row", "tensor", "none"] = "layer"
-    flash_attn: Literal["auto", "on", "off"] = "auto"
-    threads: int | None = None  # None: every usable core on the CPU, 1 when fully offloaded
-    n_batch: int = 512
-    # also run llama.cpp's own llama-bench on the same file and settings ($LLAMA_BENCH or PATH)
-    crosscheck: bool = False
-
-    def validate(self):
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError("option 'threads' must be at least 1")
-        if self.n_batch < 1:
-            raise ConfigError("option 'n_batch' must be at least 1")
 
 
 class LlamaCpp(Engine):
@@ -53,6 +36,8 @@ class LlamaCpp(Engine):
     options_class = Options
     label_ignores = ("crosscheck",)
     formats = {"int4": "GGUF Q4_0", "fp16": "GGUF F16"}
+    workloads = ("single", "sweep", "serve")
+    server_counters = {"prompt": "llamacpp:prompt_tokens_total", "generation": "llamacpp:tokens_predicted_total"}
     dockerfiles = {"cpu": "Dockerfile.cpu.llama_cpp", "cuda": "Dockerfile.cu121.llama_cpp",
                    "rocm": "Dockerfile.rocm57.llama_cpp"}
     parsers = {
@@ -67,6 +52,15 @@ class LlamaCpp(Engine):
         return self.weight_format(quantization).split()[-1]
 
     def compile(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
+        prepared = self._weights(cell, weights, cache_dir, run)
+        if cell.kind == "serve":
+            from . import llama_server
+
+            backend = "cpu" if cell.gpu.name == "cpu" else "cuda"
+            prepared.extra["server"] = llama_server.find_or_build(cache_dir, backend, run)
+        return prepared
+
+    def _weights(self, cell: Cell, weights: dict, cache_dir: Path, run) -> Prepared:
         spec = get_model(cell.model)
         qtype = self._gguf_type(cell.quantization)
         fmt = self.weight_format(cell.quantization)
@@ -110,21 +104,44 @@ class LlamaCpp(Engine):
     def benchmark_argv(self, cell: Cell, prepared: Prepared, raw_path: Path) -> list[str]:
         opts = self.options(**cell.engine.options)
         on_gpu = cell.gpu.name != "cpu"
-        threads = opts.threads or (1 if on_gpu else len(os.sched_getaffinity(0)))
+        # what depends on the cell, resolved here; the driver reads the options back as they are
+        resolved = dataclasses.replace(
+            opts,
+            n_gpu_layers=opts.n_gpu_layers if on_gpu else 0,
+            threads=opts.threads or (1 if on_gpu else len(os.sched_getaffinity(0))),
+        )
         return [
-            python(), "-m", "llmperf_nb.drivers.llama_cpp", "bench",
+            python(), "-m", "llmperf_nb.drivers.llama_cpp", driver_command(cell),
             "--model", prepared.artifact,
             *workload_args(cell, raw_path),
-            "--n-gpu-layers", str(opts.n_gpu_layers if on_gpu else 0),
-            "--split-mode", opts.split_mode,
-            "--flash-attn", opts.flash_attn,
-            "--threads", str(threads),
-            "--n-batch", str(opts.n_batch),
-            *(["--llama-bench", _llama_bench()] if opts.crosscheck else []),
+            *options_argv(resolved),
+            *(["--llama-bench", _llama_bench()] if opts.crosscheck and cell.kind == "single" else []),
         ]
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
         return measurement_from_raw(cell, raw_path, ("model_desc", "model_bytes", "model_n_params", "gpu_offload"))
+
+    def server_argv(self, cell: Cell, prepared: Prepared, port: int) -> list[str]:
+        """llama-server with the offline driver's settings: one slot per request in flight at the highest
+        concurrency (continuous batching over them), each slot the context of one request."""
+        opts = self.options(**cell.engine.options)
+        on_gpu = cell.gpu.name != "cpu"
+        w = cell.workload
+        slots = max(w["concurrency"])
+        per_slot = (w["input_len"] + w["output_len"] + 16 + 255) // 256 * 256
+        threads = opts.threads or (1 if on_gpu else len(os.sched_getaffinity(0)))
+        return [prepared.extra["server"]["path"], "--model", prepared.artifact, "--host", "127.0.0.1",
+                "--port", str(port), "--parallel", str(slots), "--ctx-size", str(per_slot * slots),
+                "--n-gpu-layers", str(opts.n_gpu_layers if on_gpu else 0), "--split-mode", opts.split_mode,
+                "--flash-attn", opts.flash_attn, "--threads", str(threads), "--threads-batch", str(threads),
+                "--batch-size", str(max(opts.n_batch, slots)), "--metrics", "--seed", str(cell.seed),
+                # every prompt prefilled: no reuse of a slot's cached prefix, no host prompt cache
+                "--no-cache-prompt", "--cache-ram", "0", "--no-webui"]
+
+    def server_version(self, cell: Cell, prepared: Prepared, log: str) -> str:
+        made = prepared.extra.get("server", {})
+        commit = made.get("llama_cpp_commit")
+        return f"llama-server {made.get('version')}; {made.get('source')}" + (f", llama.cpp {commit}" if commit else "")
 
 
 def _llama_bench() -> str:

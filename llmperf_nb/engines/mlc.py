@@ -43,19 +43,21 @@ and compiled in; the Relax VM driver runs one shard (N > 1 needs MLC's disco loa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from .. import hardware
 from ..drivers import mlc_compat
 from ..exceptions import ConfigError
 from ..importers import mlc as parsers
 from ..models import get_model
+from ..options import argv as options_argv
+from ..options.mlc import Options
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, folder_bytes, measurement_from_raw, workload_args
 
@@ -75,19 +77,6 @@ CONVERT_DEVICE = {"cuda": "cuda", "rocm": "rocm", "llvm": "cpu"}
 RUN_DEVICE = {"cuda": "cuda", "rocm": "rocm", "llvm": "cpu"}
 
 
-@dataclass(frozen=True)
-class Options:
-    target: Literal["cuda", "rocm", "llvm", "auto"] = "auto"  # auto: cuda on NVIDIA, rocm on AMD, llvm on CPU
-    use_cuda_graph: bool = True  # CUDA only; MLC turns it off for other targets
-    flashinfer: bool = False  # MLC's default on CUDA; off: see the module's docstring
-    cublas_gemm: bool = False
-    max_seq_len: int = 2048  # context window compiled into the library
-
-    def validate(self):
-        if self.max_seq_len < 16:
-            raise ConfigError("option 'max_seq_len' must be at least 16")
-
-
 class Mlc(Engine):
     name = "mlc"
     label = "MLC LLM"
@@ -96,6 +85,8 @@ class Mlc(Engine):
                     f"and mlc-llm's Python source in ${mlc_compat.ENV_SOURCE} (docs/mlc.md)")
     options_class = Options
     formats = {"int4": "MLC q4f16_1", "fp16": "MLC q0f16"}
+    workload_gaps = {"sweep": "the Relax VM driver has no batched API (MLC's serve engine, libmlc_llm, is not built)",
+                     "serve": "mlc_llm serve needs libmlc_llm, which is not built here (docs/mlc.md)"}
     dockerfiles = {"cuda": "Dockerfile.cu130.mlc", "rocm": "Dockerfile.rocm62.mlc"}
     #: the target must fit the cell's GPU, so naming it never makes another configuration
     label_ignores = ("target",)
@@ -222,12 +213,13 @@ class Mlc(Engine):
 
     def benchmark_argv(self, cell: Cell, prepared: Prepared, raw_path: Path) -> list[str]:
         settings = self.build_settings(cell)
+        resolved = dataclasses.replace(self.options(**cell.engine.options), target=settings["target"])
         return [
             python(), "-m", "llmperf_nb.drivers.mlc",
             "--model", prepared.artifact,
             "--model-lib", prepared.extra.get("model_lib") or str(Path(prepared.artifact) / "lib.so"),
             "--device", RUN_DEVICE[settings["target"]],
-            "--max-seq-len", str(settings["context_window_size"]),
+            *options_argv(resolved),
             *workload_args(cell, raw_path),
         ]
 

@@ -15,37 +15,32 @@ Benchmark: :mod:`llmperf_nb.drivers.transformers`. Import: the output of the ori
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError, EngineError, WeightsError
 from ..importers import transformers as parsers
 from ..models import get_model
+from ..options import argv as options_argv
+from ..options.transformers import Options
 from ..process import python
-from .base import Engine, Measurement, Prepared, cache_key, folder_bytes, measurement_from_raw, workload_args
+from .base import (
+    Engine,
+    Measurement,
+    Prepared,
+    cache_key,
+    driver_command,
+    folder_bytes,
+    measurement_from_raw,
+    workload_args,
+)
 
 if TYPE_CHECKING:
     from ..cells import Cell
 
 #: synthetic models larger than this are initialised on the device instead of written to disk
 RANDOM_INIT_ABOVE = 2_000_000_000
-
-
-@dataclass(frozen=True)
-class Options:
-    cache: Literal["dynamic", "static"] = "dynamic"
-    compile: bool = False  # torch.compile of the decode step (CUDA graphs on GPU); needs the static cache
-    attn: Literal["sdpa", "eager"] = "sdpa"
-    # None: float16 on a GPU, float32 on the CPU (CPU fp16 matmuls are slow or missing)
-    dtype: Literal["float16", "bfloat16", "float32"] | None = None
-    # also time transformers' own generate() on the same model and cache kind, in the same command
-    crosscheck: bool = False
-
-    def validate(self):
-        if self.compile and self.cache != "static":
-            raise ConfigError("option 'compile' needs cache: static (a dynamic cache changes shape every "
-                              "token, so a compiled graph could not be replayed)")
 
 
 class Transformers(Engine):
@@ -56,6 +51,8 @@ class Transformers(Engine):
     options_class = Options
     label_ignores = ("crosscheck",)
     formats = {"int4": "bitsandbytes 4-bit (nf4)", "fp16": "safetensors fp16"}
+    workloads = ("single", "sweep")
+    workload_gaps = {"serve": "no server of its own (transformers serve is a development server, not run here)"}
     dockerfiles = {"cuda": "Dockerfile.cu126.transformers"}
     parsers = {"benchmark_hf": parsers.parse_benchmark_hf}
 
@@ -98,22 +95,20 @@ class Transformers(Engine):
             # the first run compiles (tens of seconds to minutes): it must not be a measured one
             raise ConfigError("option 'compile' needs warmup: 1 or more, as the first run compiles the model")
         on_gpu = cell.gpu.name != "cpu"
+        # a sweep runs a static cache of batch B and has no cross-check
+        resolved = dataclasses.replace(opts, dtype=opts.dtype or ("float16" if on_gpu else "float32"),
+                                       cache="static" if cell.kind == "sweep" else opts.cache,
+                                       crosscheck=opts.crosscheck and cell.kind == "single")
         argv = [
-            python(), "-m", "llmperf_nb.drivers.transformers", "bench",
+            python(), "-m", "llmperf_nb.drivers.transformers", driver_command(cell),
             "--model", prepared.artifact,
             *workload_args(cell, raw_path),
+            *options_argv(resolved),
             "--device", "cuda" if on_gpu else "cpu",
             "--num-gpus", str(cell.gpu.count if on_gpu else 0),
-            "--dtype", opts.dtype or ("float16" if on_gpu else "float32"),
-            "--cache", opts.cache,
-            "--attn", opts.attn,
             "--quant", "bnb4" if cell.quantization == "int4" else "none",
             "--seed", str(cell.seed),
         ]
-        if opts.compile:
-            argv.append("--compile")
-        if opts.crosscheck:
-            argv.append("--crosscheck")
         if prepared.extra.get("random_init"):
             argv.append("--random-init")
         return argv

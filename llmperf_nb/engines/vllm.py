@@ -25,13 +25,14 @@ Benchmark: :mod:`llmperf_nb.drivers.vllm` (batch 1, greedy, ignore_eos, vLLM's d
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..exceptions import ConfigError
 from ..importers import vllm as parsers
 from ..models import get_model
+from ..options import argv as options_argv
+from ..options.vllm import Options
 from ..process import python
 from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
 
@@ -46,18 +47,6 @@ _KERNEL = re.compile(r"Using (\w+) for (\w*LinearMethod)")
 _ATTENTION = re.compile(r"Using (\w+) attention backend")
 
 
-@dataclass(frozen=True)
-class Options:
-    enforce_eager: bool = False  # True: no CUDA graphs (vLLM's default is to capture them)
-    gpu_memory_utilization: float = 0.9
-    # also run vLLM's own `vllm bench latency` on the same weights and settings, in the same command
-    crosscheck: bool = False
-
-    def validate(self):
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise ConfigError(f"option 'gpu_memory_utilization' must be in (0, 1], got {self.gpu_memory_utilization}")
-
-
 class Vllm(Engine):
     name = "vllm"
     label = "vLLM"
@@ -67,6 +56,10 @@ class Vllm(Engine):
     options_class = Options
     label_ignores = ("crosscheck",)
     formats = {"fp16": "safetensors fp16", "int4": "GPTQ 4-bit g128"}
+    workloads = ("single", "serve")
+    workload_gaps = {"sweep": "no sweep driver yet (vllm.LLM batches, but it is not wired into llmperf-nb): "
+                              "its serve workload measures batching"}
+    server_counters = {"prompt": "vllm:prompt_tokens_total", "generation": "vllm:generation_tokens_total"}
     dockerfiles = {"cuda": "Dockerfile.cu130.vllm"}
     parsers = {
         "latency-json": parsers.parse_latency_json,
@@ -113,14 +106,29 @@ class Vllm(Engine):
             "--load-format", prepared.extra.get("load_format", "auto"),
             "--tensor-parallel-size", str(cell.num_shards),
             "--dtype", "float16",
-            "--gpu-memory-utilization", str(opts.gpu_memory_utilization),
             "--seed", str(cell.seed),
+            *options_argv(opts),
         ]
-        if opts.enforce_eager:
-            argv.append("--enforce-eager")
-        if opts.crosscheck:
-            argv.append("--crosscheck")
         return argv + workload_args(cell, raw_path)
+
+    def server_argv(self, cell: Cell, prepared: Prepared, port: int) -> list[str]:
+        """vLLM's OpenAI-compatible server (what ``vllm serve`` runs), with the settings of the offline
+        driver: the same weights and load format, fp16, CUDA graphs unless enforce_eager, prefix caching off
+        (every request of a level has the same length and would otherwise share cached prefixes)."""
+        opts = self.options(**cell.engine.options)
+        _require_gpu(cell)
+        w = cell.workload
+        argv = [python(), "-m", "vllm.entrypoints.openai.api_server", "--model", prepared.artifact,
+                "--served-model-name", cell.model, "--host", "127.0.0.1", "--port", str(port),
+                "--load-format", prepared.extra.get("load_format", "auto"),
+                "--tensor-parallel-size", str(cell.num_shards), "--dtype", "float16",
+                "--gpu-memory-utilization", str(opts.gpu_memory_utilization), "--seed", str(cell.seed),
+                "--max-model-len", str(w["input_len"] + w["output_len"] + 16), "--no-enable-prefix-caching"]
+        return argv + (["--enforce-eager"] if opts.enforce_eager else [])
+
+    def server_version(self, cell: Cell, prepared: Prepared, log: str) -> str:
+        found = re.search(r"vLLM API server version ([\w.+-]+)", log)
+        return f"vLLM {found.group(1)} (OpenAI-compatible server)" if found else "vLLM (OpenAI-compatible server)"
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
         # the cross-check, versions and GC policy go to the build (and the cross-check's note) in measurement_from_raw

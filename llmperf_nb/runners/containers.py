@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import time
 import uuid
 from collections import deque
@@ -22,6 +23,12 @@ from ..exceptions import ContainerError, ProcessError, StepTimeout
 WORKSPACE = "/workspace"
 #: every container and build this runner starts carries it (tests look for leftovers by it)
 LABEL = "llmperf-nb"
+
+#: what run_container tells a container's lifeline once it has removed the container itself
+LIFELINE_DONE = b"done\n"
+#: seconds the daemon may take to answer one call (a create copies the image's files on the vfs driver)
+API_TIMEOUT_S = 300
+
 
 def run_container(
     client,
@@ -47,6 +54,7 @@ def run_container(
     lines: list[str] = []
     recent: deque[str] = deque(maxlen=process.TAIL_LINES)
     container = None
+    lifeline = _lifeline(name)
     try:
         try:
             container = client.containers.create(
@@ -55,7 +63,7 @@ def run_container(
             )
             start = time.monotonic()
             container.start()
-        except docker.errors.APIError as e:
+        except (docker.errors.APIError, requests.exceptions.RequestException) as e:
             raise ContainerError(f"cannot start a container of {image[:19]}: {explain(e)}") from None
         deadline = None if timeout is None else start + timeout
         try:
@@ -78,7 +86,39 @@ def run_container(
             raise ProcessError(argv, _returncode(code), process.tail(output), process.first_error(output))
         return process.Completed(argv, code, output, time.monotonic() - start)
     finally:
+        _remove_and_release(client, container, name, lifeline)
+
+
+def _remove_and_release(client, container, name: str, lifeline) -> None:
+    try:
         _remove(client, container, name)
+    finally:
+        # a create() that gave up waiting may still land: then the lifeline watches for it
+        _release(lifeline, removed=container is not None)
+
+
+def _lifeline(name: str):
+    """A process that removes the container ``name`` if this one dies before it does (runners/lifeline.py)."""
+    docker_env = {k: v for k, v in os.environ.items() if k in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")}
+    return process.companion([process.python(), "-m", "llmperf_nb.runners.lifeline", name], extra_env=docker_env)
+
+
+def _release(lifeline, removed: bool) -> None:
+    """The container is gone (``removed``): tell the lifeline so, and let it end. Otherwise it goes on
+    alone, as when this process dies, and removes the container if it appears."""
+    try:
+        if removed:
+            lifeline.stdin.write(LIFELINE_DONE)
+        lifeline.stdin.close()
+    except OSError:
+        pass  # it has ended already (a SIGTERM made it remove the container)
+    if not removed:
+        return
+    try:
+        lifeline.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        lifeline.kill()
+        lifeline.wait()
 
 
 def _remove(client, container, name: str) -> None:
@@ -147,7 +187,7 @@ def connect():
         finally:
             probe.close()
     try:
-        client = docker.from_env()
+        client = docker.from_env(timeout=API_TIMEOUT_S)
     except docker.errors.DockerException as e:
         raise ContainerError(unreachable(e, where)) from None
     try:
@@ -173,5 +213,9 @@ def unreachable(error: Exception, where: str) -> str:
 
 
 def explain(error) -> str:
+    import requests
+
+    if isinstance(error, requests.exceptions.RequestException):  # no answer in time, a dropped connection
+        return f"the Docker daemon did not answer ({type(error).__name__}, limit {API_TIMEOUT_S} s): is it overloaded?"
     explanation = getattr(error, "explanation", None)
     return str(explanation or error).strip().splitlines()[0]

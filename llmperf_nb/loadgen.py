@@ -1,0 +1,204 @@
+"""The load generator of the serve workload: NVIDIA's AIPerf (PyPI ``aiperf``, 0.13), not our own.
+
+Why AIPerf and not GuideLLM (both tried, docs/serving.md): AIPerf records when every streamed chunk
+arrived (``inter_chunk_latency``), so inter-token latency percentiles are measured; GuideLLM 0.8.1 keeps
+only the first and last token times of a request and spaces the others evenly between them, so its ITL
+is each request's mean. GuideLLM also requires torch, which the engines' images need not have.
+
+AIPerf runs from its own environment: it pins ``huggingface_hub<2`` and ``pandas~=2.3``, which the
+engines' environments need not agree with. ``$AIPERF`` names its executable, else ``aiperf`` on PATH
+(``make setup-test`` makes ``.venv-aiperf``; docs/serving.md).
+
+One level = one ``aiperf profile`` run: ``requests`` requests to ``/v1/completions``, streamed, at most
+``concurrency`` in flight, synthetic prompts of exactly ``input_len`` tokens of the model's tokenizer,
+``max_tokens = min_tokens = output_len`` with ``ignore_eos`` (llama-server and vLLM both honour it).
+This module builds the argv and reads the per-request records it exports (``profile_export.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from .exceptions import EngineError, ParseError
+
+TOOL = "aiperf"
+RECORDS_FILE = "profile_export.jsonl"
+WORKLOAD_NOTE = (
+    "streamed /v1/completions, fixed input and output lengths, ignore_eos; TTFT, inter-chunk "
+    "latencies and end-to-end latency per request as the client saw them"
+)
+
+
+def argv(
+    base: str,
+    model: str,
+    tokenizer: Path,
+    concurrency: int,
+    requests: int,
+    input_len: int,
+    output_len: int,
+    out: Path,
+    seed: int,
+) -> list[str]:
+    """The command of one level."""
+    return [
+        executable(),
+        "profile",
+        "--model",
+        model,
+        "--url",
+        base,
+        "--endpoint-type",
+        "completions",
+        "--streaming",
+        "--tokenizer",
+        str(tokenizer),
+        "--concurrency",
+        str(concurrency),
+        "--request-count",
+        str(requests),
+        "--prompt-input-tokens-mean",
+        str(input_len),
+        "--prompt-input-tokens-stddev",
+        "0",
+        "--prompt-output-tokens-mean",
+        str(output_len),
+        "--prompt-output-tokens-stddev",
+        "0",
+        "--extra-inputs",
+        "ignore_eos:true",
+        "--extra-inputs",
+        f"min_tokens:{output_len}",
+        "--random-seed",
+        str(seed),
+        "--output-artifact-dir",
+        str(out),
+        "--export-level",
+        "records",
+        "--ui-type",
+        "none",
+        "--no-server-metrics",
+        "--no-gpu-telemetry",
+        "--no-auto-plot",
+    ]
+
+
+def parse(out: Path) -> tuple[list[dict], float]:
+    """(per-request records, the level's wall time in s) from what one run exported.
+
+    A record: ``ttft_s``, ``itl_s`` (the gap before each streamed token after the first), ``e2e_s``,
+    ``output_tokens`` (the tokens the client received as stream events: 1 + the gaps),
+    ``server_output_tokens`` and ``prompt_tokens`` (the server's ``usage`` of that response, BOS included),
+    ``client_prompt_tokens`` (the prompt as the generator made it, in the tokenizer's tokens),
+    ``cached_prompt_tokens`` (prompt tokens the server took from a cache), ``retokenized_output_tokens``
+    (AIPerf's count of the output text tokenized again: off for text that does not tokenize back the same,
+    as random weights write), ``start_s`` (from the level's first request), ``error`` when it failed."""
+    path = Path(out) / RECORDS_FILE
+    try:
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        raise ParseError(f"{TOOL} wrote no readable {RECORDS_FILE} in {out}: {e}") from None
+    raw = [_record(line) for line in lines]
+    if not raw:
+        raise ParseError(f"{TOOL}: {path} holds no request")
+    t0 = min(r.pop("_start_ns") for r in raw)
+    end = max(r.pop("_end_ns") for r in raw)
+    for r, line in zip(raw, lines, strict=True):
+        r["start_s"] = (line["metadata"]["request_start_ns"] - t0) / 1e9
+    return raw, (end - t0) / 1e9
+
+
+def _record(line: dict) -> dict:
+    m = line.get("metrics") or {}
+    meta = line["metadata"]
+    start = meta["request_start_ns"]
+    e2e = _seconds(m, "request_latency")
+    itl = [v / 1e3 for v in _value(m, "inter_chunk_latency", "ms") or []]
+    ttft = _seconds(m, "time_to_first_token")
+    rec = {
+        "ttft_s": ttft,
+        "e2e_s": e2e,
+        "itl_s": itl,
+        "output_tokens": len(itl) + 1 if ttft is not None else 0,
+        "server_output_tokens": _int(_value(m, "usage_completion_tokens", "tokens")),
+        "prompt_tokens": _int(_value(m, "usage_prompt_tokens", "tokens")),
+        "client_prompt_tokens": _int(_value(m, "input_sequence_length", "tokens")),
+        "cached_prompt_tokens": _int(_value(m, "usage_prompt_cache_read_tokens", "tokens")),
+        "retokenized_output_tokens": _int(_value(m, "output_sequence_length", "tokens")),
+        "_start_ns": start,
+        "_end_ns": start + int((e2e or 0) * 1e9),
+    }
+    if line.get("error"):
+        rec["error"] = str((line["error"] or {}).get("message") or line["error"])[:300]
+    elif rec["ttft_s"] is None or e2e is None:
+        rec["error"] = "no first token or no end time recorded"
+    return rec
+
+
+def _value(metrics: dict, name: str, unit: str):
+    found = metrics.get(name)
+    if found is None:
+        return None
+    if found.get("unit") not in (unit, None):
+        raise ParseError(f"{TOOL}: {name} in {found.get('unit')!r}, expected {unit!r}")
+    return found.get("value")
+
+
+def _seconds(metrics: dict, name: str) -> float | None:
+    ms = _value(metrics, name, "ms")
+    return None if ms is None else ms / 1e3
+
+
+def _int(value) -> int | None:
+    return None if value is None else int(value)
+
+
+#: the version this project runs and documents (pyproject.toml's ``serve`` extra, the Makefile's AIPERF_SPEC)
+VERSION = "0.13.0"
+
+
+def executable() -> str:
+    """AIPerf's ``aiperf``: ``$AIPERF``, else on PATH."""
+    import os
+    import shutil
+
+    found = os.environ.get("AIPERF") or shutil.which("aiperf")
+    if not found:
+        raise EngineError(
+            f"the serve workload's load generator is AIPerf {VERSION}: install it in its own "
+            f"environment (python -m venv .venv-aiperf && .venv-aiperf/bin/pip install aiperf=={VERSION}; "
+            "make setup-test does) and set AIPERF=.venv-aiperf/bin/aiperf, or put aiperf on PATH"
+        )
+    return found
+
+
+@lru_cache(maxsize=1)
+def version() -> str:
+    """The installed AIPerf's version, from its environment's metadata (next to its executable)."""
+    from pathlib import Path
+
+    exe = Path(executable()).resolve()
+    for meta in exe.parent.parent.glob("lib/python3*/site-packages/aiperf-*.dist-info"):
+        return meta.name[len("aiperf-") : -len(".dist-info")]
+    return "unknown version"
+
+
+def describe() -> dict:
+    return {"tool": TOOL, "version": version(), "records": RECORDS_FILE}
+
+
+def tokenizer_dir(model: str, cache_dir: Path) -> Path:
+    """A Hugging Face tokenizer folder of the model's vocabulary (the Llama SentencePiece vocabulary the
+    prompt ids come from, padded to the model's size), for the generator to make prompts of exact length."""
+    from .models import get_model
+    from .weights.gptq import tokenizer_files
+
+    spec = get_model(model)
+    out = Path(cache_dir) / "tokenizer" / f"llama-spm-{spec.vocab_size}-{spec.max_position_embeddings}"
+    if not (out / "tokenizer.json").exists():
+        out.mkdir(parents=True, exist_ok=True)
+        for name, doc in tokenizer_files(spec.vocab_size, spec.max_position_embeddings).items():
+            (out / name).write_text(json.dumps(doc))
+    return out

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# How reports/serving-h200 is measured (issue 16; prepared, not yet run): params/serving-h200.yaml on one
+# H200 of the GPU machine, from the repo root with .gpu/ carried (wheels-base and the trimmed llama-cpp-python
+# sdist) and the AIPerf and vLLM wheels received earlier through scripts/xfer.sh (/tmp/xfer). A device call
+# has a time limit, so the report is measured in phases sent back to back to the same machine (its files
+# stay while it is up); each phase keeps the cells already "ok" and ends by tarring the report folder.
+#   LLMPERF_NB_COMMIT=<sha> LLMPERF_NB_DIRTY=0 DEADLINE=540 scripts/gpu-jobs/serving-h200.sh PHASE [OUT_TAR]
+#   PHASE: sweep   the llama.cpp batch sweeps (int4, fp16)
+#          llama   llama-server built in the llama.cpp build (gpu-run.sh server), then its serve cells
+#          vllm    vLLM installed from the received wheels, then its serve cells (vllm serve)
+#          hf      the HF transformers sweeps (fp16, nf4)
+#          rest    whatever cell is not ok yet (the ExLlamaV2 rows only say why they are not run)
+# docs/serving.md has the calls in order and what each records.
+set -uo pipefail
+SITE_AIPERF=${SITE_AIPERF:-/tmp/site-aiperf}
+SITE_VLLM=${SITE_VLLM:-/tmp/site-vllm}
+PHASE=${1:?PHASE: sweep, llama, vllm, hf or rest}
+
+install_received() {  # NAME SITE: unpack the wheels received by scripts/xfer.sh and install them into SITE
+    local name=$1 site=$2 start=$SECONDS
+    [ -f "$site/.installed" ] && return 0
+    scripts/xfer.sh unpack "$name" "/tmp/$name" || return 1
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$site" \
+        /tmp/"$name"/"$name"/*.whl || return 1
+    touch "$site/.installed"
+    echo "gpu-job: $name installed in $site in $((SECONDS - start)) s"
+}
+
+# AIPerf runs from its own site folder, never on the engines' PYTHONPATH (docs/serving.md: it pins
+# huggingface_hub<2 and pandas~=2.3): a wrapper that sets its path alone
+aiperf_wrapper() {
+    install_received wheels-aiperf "$SITE_AIPERF" || return 1
+    mkdir -p /tmp/aiperf-bin
+    printf '#!/bin/sh\nPYTHONPATH=%s exec python3 -m aiperf "$@"\n' "$SITE_AIPERF" >/tmp/aiperf-bin/aiperf
+    chmod +x /tmp/aiperf-bin/aiperf
+    export AIPERF=/tmp/aiperf-bin/aiperf
+}
+
+case "$PHASE" in
+    llama|vllm|rest) aiperf_wrapper || { echo "gpu-job: AIPerf wheels missing (scripts/xfer.sh receive wheels-aiperf KK)"; exit 1; } ;;
+esac
+[ "$PHASE" = vllm ] && { install_received wheels-vllm "$SITE_VLLM" || exit 1; }
+[ "$PHASE" = llama ] && scripts/gpu-run.sh server
+export DEADLINE=$(( ${DEADLINE:-540} - SECONDS ))  # the deadline counts from this script's start
+source "$(dirname "$0")/lib.sh"
+[ -f "$SITE_VLLM/.installed" ] && export PYTHONPATH=$SITE_VLLM:$PYTHONPATH  # vLLM cells need it in any phase
+REPORT=${REPORT:-$OUTROOT/serving-h200}  # back here: its results/ become reports/serving-h200/results
+PARAMS=params/serving-h200.yaml
+nvidia-smi --query-gpu=name,uuid,memory.total,driver_version --format=csv,noheader
+case "$PHASE" in
+    sweep)
+        run "$PARAMS" "$REPORT" --only '*__llama_cpp__int4__sweep'
+        run "$PARAMS" "$REPORT" --only '*__llama_cpp__fp16__sweep'
+        ;;
+    llama)
+        [ -n "${LLAMA_SERVER:-}" ] || { echo "gpu-job: llama-server was not built (.gpu-build/llama-server-build.log)"; exit 1; }
+        run "$PARAMS" "$REPORT" --only '*__llama_cpp__*__serve'
+        ;;
+    vllm)
+        python3 -c "import vllm, torch; print('vllm', vllm.__version__, '| torch', torch.__version__)"
+        run "$PARAMS" "$REPORT" --only '*__vllm__int4__serve'
+        run "$PARAMS" "$REPORT" --only '*__vllm__fp16__serve'
+        ;;
+    hf)
+        run "$PARAMS" "$REPORT" --only '*__transformers-static__fp16__sweep'
+        run "$PARAMS" "$REPORT" --only '*__transformers-static__int4__sweep'
+        ;;
+    rest) run "$PARAMS" "$REPORT" ;;
+    *) echo "unknown phase $PHASE: sweep, llama, vllm, hf or rest" >&2; exit 2 ;;
+esac
+[ -n "${2:-}" ] && tar -czf "$2" "$REPORT"
+exit 0
