@@ -279,8 +279,13 @@ class Interrupted(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def own_tree():
-    """While the block runs, this process is the subreaper of everything it starts, SIGTERM and
-    SIGHUP interrupt it as Ctrl-C does, and on the way out every descendant still running is ended."""
+    """While the block runs, this process is the subreaper of everything it starts, SIGINT (Ctrl-C),
+    SIGTERM and SIGHUP interrupt it, and on the way out every descendant still running is ended.
+
+    SIGINT interrupts even when this process started with it ignored, as a background job of a
+    script (``cmd &`` without job control) and everything that job starts do: SIGINT is how a run
+    is stopped (Ctrl-C, ``timeout -s INT`` in scripts/gpu-jobs, the tests), and an ignored one left
+    the run going with all its processes. A SIGHUP ignored at the start (nohup) stays ignored."""
     prctl = _prctl()
     if prctl is not None:
         prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -288,12 +293,15 @@ def own_tree():
     def interrupt(signum, frame):
         raise Interrupted(signal.Signals(signum).name)
 
-    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    handlers = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: interrupt}
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        handlers[signal.SIGHUP] = interrupt
+    old = {s: signal.signal(s, handler) for s, handler in handlers.items()}
     try:
         yield
     finally:
         for s, handler in old.items():
-            signal.signal(s, handler)
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
         end_descendants()
 
 

@@ -89,3 +89,21 @@ def test_own_tree_ends_orphans_on_the_way_out(tmp_path):
             f"start_new_session=True); open({str(marker)!r}, 'w').write(str(p.pid))\"])\n")
     subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=30, check=True)
     assert not _running(int(marker.read_text()))
+
+
+def test_own_tree_takes_sigint_even_if_started_ignoring_it_and_keeps_an_ignored_sighup():
+    # a script's background job (`cmd &`, no job control) starts with SIGINT ignored; nohup ignores SIGHUP
+    code = ("import os, signal, time\nfrom llmperf_nb import process\ntry:\n    with process.own_tree():\n"
+            "        os.kill(os.getpid(), signal.SIGHUP); time.sleep(0.5); print('hangup ignored', flush=True)\n"
+            "        os.kill(os.getpid(), signal.SIGINT); time.sleep(5); print('SIGINT ignored')\n"
+            "except KeyboardInterrupt:\n    print('interrupted')\n")
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=30,
+                          preexec_fn=_ignore_sigint_and_sighup, capture_output=True, text=True)
+    assert done.stdout.splitlines() == ["hangup ignored", "interrupted"], done.stdout + done.stderr
+
+
+def _ignore_sigint_and_sighup() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -129,6 +129,7 @@ def run_on_node(cell_doc: dict, results_dir: str, cache_dir: str | None, runner:
             "that this run writes: it must be a path every node reaches (a shared file system, docs/ray.md)"
         )
     node_environment()
+    interruptible()
     os.chdir(ROOT)  # as a local run from the checkout: notebooks found, published paths relative to it
     cell = Cell.from_dict(cell_doc)
     cache = Path(cache_dir) if cache_dir else default_cache_dir().resolve()
@@ -147,6 +148,17 @@ def node_environment() -> None:
         return  # not Linux: leave it
     if not any(v.startswith(b"OMP_NUM_THREADS=") for v in node_env):
         del os.environ["OMP_NUM_THREADS"]
+
+
+def interruptible() -> None:
+    """Let Ctrl-C on the driver reach the cell: Ray cancels a running task by interrupting its worker's main
+    thread as SIGINT would (``_thread.interrupt_main``), which does nothing where SIGINT is ignored, as in a
+    node started by a script's background job (``ray start ... &`` without job control) and all it starts."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and not callable(signal.getsignal(signal.SIGINT)):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class _Job:
