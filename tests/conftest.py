@@ -1,7 +1,10 @@
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +70,88 @@ def cli(*args, env=None, cwd=ROOT, timeout=900):
                           timeout=timeout)
 
 
+#: the runs start_cli started in the current test; no_process_left kills those still going after it
+_started: list[subprocess.Popen] = []
+
+
+def start_cli(*args, env=None, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) -> subprocess.Popen:
+    """Start the console script, to signal or kill it while it runs. It starts with SIGINT and SIGQUIT
+    ignored, as a script's background job (``cmd &`` without job control) does, and as the whole suite may
+    be when a CI job starts it that way: Ctrl-C must stop a run however it was started. Whatever the test
+    does, a run still going when it ends is killed (no_process_left): a failed test leaves no run behind."""
+    exe = Path(sys.executable).with_name("llmperf-nb")
+    proc = subprocess.Popen([str(exe), *map(str, args)], stdout=stdout, stderr=stderr, text=True,
+                            env={**os.environ, **(env or {})}, cwd=cwd, preexec_fn=as_a_background_job)
+    _started.append(proc)
+    return proc
+
+
+def as_a_background_job() -> None:
+    """A preexec_fn: the child starts as a script's background job does, with SIGINT and SIGQUIT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+
+@pytest.fixture(autouse=True)
+def no_process_left(request):
+    """Every test ends with nothing it started still running, whatever it did: a run it started (start_cli)
+    and still going is killed; so is a process still working in, or naming, its tmp_path after a grace
+    period (a kernel, step, driver or server of a run, a container's lifeline at its work); a docker test's
+    containers left on the daemon are removed. Any of them fails the test, and none reaches the next one."""
+    # asked for here, the test's tmp_path outlives this fixture's check
+    folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    running = [p for p in _started if p.poll() is None]
+    _started.clear()
+    for proc in running:
+        proc.kill()  # its kernel, step and driver end with it (process.own_tree), its containers too
+        proc.communicate()
+    left = _processes_naming(folder) if folder else {}
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    containers = _containers_left(request.getfixturevalue("docker_client")) if request.node.get_closest_marker(
+        "docker") else []
+    assert not running, f"still running when the test ended, killed: {[p.args for p in running]}"
+    assert not left, f"left running, killed: {list(left.values())}"
+    assert not containers, f"containers left on the daemon, removed: {containers}"
+
+
+@pytest.fixture(autouse=True)
+def environment_unchanged():
+    """Every test leaves this process's environment as it found it (monkeypatch undoes its own changes
+    first): a variable a test leaves set reaches every later test's runs. A change fails the test and is undone."""
+    before = dict(os.environ)
+    yield
+    changed = sorted(k for k in {*before, *os.environ} if before.get(k) != os.environ.get(k) and k != "PYTEST_CURRENT_TEST")
+    for key in changed:
+        if key in before:
+            os.environ[key] = before[key]
+        else:
+            del os.environ[key]
+    assert not changed, f"the test changed the environment of the test process: {changed}"
+
+
+def _processes_naming(folder: Path, grace: float = 10.0) -> dict[int, str]:
+    """The processes (pid: command line) still working below ``folder`` or naming it after ``grace`` s."""
+    deadline = time.monotonic() + grace
+    while True:
+        found = {}
+        for entry in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cwd = os.readlink(f"/proc/{entry}/cwd")
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                zombie = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+            except (OSError, IndexError):
+                continue
+            mine = int(entry) == os.getpid()
+            if not mine and not zombie and (cwd == str(folder) or cwd.startswith(f"{folder}/") or str(folder) in argv):
+                found[int(entry)] = argv
+        if not found or time.monotonic() > deadline:
+            return {pid: f"{pid}: {argv[:300]}" for pid, argv in found.items()}
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
 def docker_client():
     """A client of the Docker daemon that DOCKER_HOST names; tests that use it skip when none answers."""
@@ -119,3 +204,21 @@ def llama_cpp_cpu_image(docker_client):
             pytest.skip(str(e))
         raise
     return tag, image, lines, time.monotonic() - start
+
+
+def _containers_left(client, grace: float = 120.0) -> list[str]:
+    """The names of this runner's containers still on the daemon after ``grace`` s (a lifeline may be removing
+    one: slow on a busy daemon with the vfs driver), removed."""
+    import docker
+    from llmperf_nb.runners.containers import LABEL
+
+    deadline = time.monotonic() + grace
+    while True:
+        left = client.containers.list(all=True, filters={"label": f"{LABEL}=1"}, ignore_removed=True)
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    for container in left:
+        with contextlib.suppress(docker.errors.APIError):
+            container.remove(force=True)
+    return [c.name for c in left]

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .conftest import as_a_background_job
+
 #: the `ray` command of this interpreter's Ray (the console script may not be on PATH)
 RAY = [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.argv[0] = 'ray'; sys.exit(main())"]
 
@@ -51,7 +53,8 @@ class Cluster:
         return self.node_id(name)
 
     def _start(self, name: str, *args: str) -> str:
-        # no --block: `ray start` returns once the node is up; what it started keeps its process group
+        # no --block: `ray start` returns once the node is up; what it started keeps its process group. It
+        # starts as from a script's background job, ignoring SIGINT: Ctrl-C on the driver must still stop a cell
         proc = subprocess.Popen(
             [*RAY, "start", *args],
             env=self.env,
@@ -59,6 +62,7 @@ class Cluster:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            preexec_fn=as_a_background_job,
         )
         out = proc.communicate(timeout=180)[0]
         self.groups[name] = proc.pid

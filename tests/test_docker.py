@@ -17,22 +17,12 @@ from llmperf_nb.exceptions import ContainerError, ProcessError, StepTimeout
 from llmperf_nb.runners import containers, dockerfile
 from llmperf_nb.runners import docker as dr
 
-from .conftest import ROOT, cli, needs_llama_cpp
+from .conftest import ROOT, cli, needs_llama_cpp, start_cli
 
 docker = pytest.importorskip("docker", reason="the docker SDK is not installed (pip install '.[docker]')")
 
 SECRET = "hf_" + "notarealtoken" * 3  # built at run time: the source holds no token-like string
 BASE = "llmperf-nb/base:bookworm"
-
-
-@pytest.fixture(autouse=True)
-def no_container_left(request):
-    """Every docker test ends with none of this runner's containers on the daemon, whatever it did."""
-    yield
-    if request.node.get_closest_marker("docker"):
-        client = request.getfixturevalue("docker_client")
-        left = client.containers.list(all=True, filters={"label": f"{containers.LABEL}=1"})
-        assert not left, [c.name for c in left]
 
 
 def _cell(tmp_path, **overrides):
@@ -235,7 +225,7 @@ def test_failed_build_raises_with_the_end_of_its_log(docker_client, docker_base_
     assert first.startswith("building llmperf-nb/test-broken:cpu-0 from docker/Dockerfile.broken failed:")
     assert "returned a non-zero code: 3" in first and "boom: no compiler" in rest
     assert any(line.startswith("Step 2/2 : RUN") for line in seen)  # progress was streamed
-    # forcerm: the failed step's container is gone too (no_container_left checks ours; this one is the builder's)
+    # forcerm: the failed step's container is gone too (conftest.no_process_left checks ours; this one is the builder's)
     assert not docker_client.containers.list(all=True, filters={"ancestor": BASE})
 
 
@@ -302,7 +292,7 @@ containers.run_container(containers.connect(), sys.argv[1], ["sh", "-c", "echo s
 def _gone(client, name: str, within: float) -> float:
     """Seconds until no container is named ``name`` (fails after ``within``)."""
     start = time.monotonic()
-    while client.containers.list(all=True, filters={"name": name}):
+    while client.containers.list(all=True, filters={"name": name}, ignore_removed=True):  # gone between list and inspect
         assert time.monotonic() - start < within, f"{name} still there after {within:.0f} s"
         time.sleep(0.2)
     return time.monotonic() - start
@@ -459,10 +449,7 @@ def test_the_cli_stopped_or_killed_stops_the_cells_container(docker_client, llam
     p = tmp_path / "long.yaml"
     p.write_text(QUICK.replace("gen_len: 32\nrepetitions: 2", "gen_len: 512\nrepetitions: 50").replace(
         ", {name: transformers, quantization: fp16}", ""))
-    exe = Path(sys.executable).with_name("llmperf-nb")
-    run = subprocess.Popen([str(exe), "run", str(p), "--out", str(tmp_path / "out"), "--cache-dir", str(cache_dir),
-                            "--no-progress", "--runner", "docker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, cwd=ROOT)
+    run = start_cli("run", p, "--out", tmp_path / "out", "--cache-dir", cache_dir, "--no-progress", "--runner", "docker")
     benchmark = {"label": [f"{containers.LABEL}.step=benchmark"], "status": "running"}
     deadline = time.monotonic() + 600
     while not docker_client.containers.list(filters=benchmark):

@@ -8,6 +8,7 @@ import os
 import sys
 import types
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -352,12 +353,14 @@ def test_bench_latency_runs_vllms_own_parser_and_main(monkeypatch):
                         types.SimpleNamespace(BenchmarkLatencySubcommand=Sub))
     monkeypatch.setitem(sys.modules, "vllm.utils.argparse_utils",
                         types.SimpleNamespace(FlexibleArgumentParser=parser_cls))
-    monkeypatch.delenv("VLLM_WORKER_MULTIPROC_METHOD", raising=False)
-    for key in driver.ENV_DEFAULTS:
-        monkeypatch.delenv(key, raising=False)
-    driver.main(["bench-latency", "--model", "/m", "--input-len", "8"])
+    # the driver sets its defaults in this process's environment: put it back whole afterwards (delenv of a
+    # variable that is not set records nothing to undo, and HF_HUB_OFFLINE=1 reached the later tests' runs)
+    with mock.patch.dict(os.environ):
+        for key in ["VLLM_WORKER_MULTIPROC_METHOD", *driver.ENV_DEFAULTS]:
+            os.environ.pop(key, None)
+        driver.main(["bench-latency", "--model", "/m", "--input-len", "8"])
+        assert os.environ["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn" and os.environ["NCCL_NVLS_ENABLE"] == "0"
     assert seen["args"].model == "/m" and seen["args"].input_len == 8
-    assert os.environ["VLLM_WORKER_MULTIPROC_METHOD"] == "spawn" and os.environ["NCCL_NVLS_ENABLE"] == "0"
 
 
 # -- what vLLM logs about its choices, and the notes ---------------------------------------------

@@ -5,13 +5,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, cli, needs_llama_cpp
+from .conftest import cli, needs_llama_cpp, start_cli
 
 pytestmark = [pytest.mark.slow, needs_llama_cpp]
 
@@ -51,9 +50,7 @@ def _start(tmp_path: Path, cache_dir: Path, *extra: str) -> tuple[subprocess.Pop
     p = tmp_path / "m.yaml"
     p.write_text(LONG)
     out = (tmp_path / "out").resolve()
-    exe = Path(sys.executable).with_name("llmperf-nb")
-    proc = subprocess.Popen([str(exe), "run", str(p), "--out", str(out), "--cache-dir", str(cache_dir),
-                             "--no-progress", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = start_cli("run", p, "--out", out, "--cache-dir", cache_dir, "--no-progress", *extra)
     deadline = time.monotonic() + 300
     while not _driver_running(out) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()

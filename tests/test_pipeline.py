@@ -3,16 +3,13 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from llmperf_nb import report, results
 
-from .conftest import ROOT, cli, needs_llama_cpp
+from .conftest import ROOT, cli, needs_llama_cpp, start_cli
 
 pytestmark = [pytest.mark.slow, needs_llama_cpp]
 
@@ -134,9 +131,7 @@ def test_interrupted_run_keeps_finished_cells(tmp_path, cache_dir):
     p.write_text("name: m\nmodels: [tiny-llama]\ngpus: [cpu]\n"
                  "engines: [llama_cpp, {name: llama_cpp, threads: 1}]\ngen_len: 64\nrepetitions: 2\n")
     out = tmp_path / "out"
-    exe = Path(sys.executable).with_name("llmperf-nb")
-    proc = subprocess.Popen([str(exe), "run", str(p), "--out", str(out), "--cache-dir", str(cache_dir),
-                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli("run", p, "--out", out, "--cache-dir", cache_dir, "--no-progress")
     first = out / "results" / "tiny-llama__cpu__llama_cpp__int4" / "result.json"
     deadline = time.monotonic() + 300
     while not first.exists() and time.monotonic() < deadline and proc.poll() is None:

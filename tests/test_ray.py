@@ -17,7 +17,7 @@ import pytest
 from llmperf_nb import results
 from llmperf_nb.executors.ray import MARK_FILE
 
-from .conftest import cli, needs_llama_cpp
+from .conftest import cli, needs_llama_cpp, start_cli
 from .raycluster import Cluster
 
 pytestmark = [
@@ -172,15 +172,13 @@ def test_a_second_run_reuses_the_finished_cell(routed, cluster, cache_dir):
 
 def stream(args: list, on_line) -> tuple[subprocess.Popen, list[str]]:
     """Run the CLI, handing each line it prints to ``on_line(line, proc)``; returns the process and its lines."""
-    exe = Path(sys.executable).with_name("llmperf-nb")
     lines = []
-    with subprocess.Popen(
-        [str(exe), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    ) as proc:
-        for line in proc.stdout:
-            lines.append(line)
-            on_line(line, proc)
-        proc.wait(timeout=600)
+    proc = start_cli(*args, stderr=subprocess.STDOUT)
+    for line in proc.stdout:
+        lines.append(line)
+        on_line(line, proc)
+    proc.wait(timeout=600)
+    proc.stdout.close()
     return proc, lines
 
 

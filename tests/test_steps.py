@@ -99,26 +99,27 @@ def _files(folder) -> dict:
 @pytest.mark.slow  # three runs of the notebooks: ~45 s on 2 cores
 def test_force_keeps_the_good_result_until_a_new_one_is_complete(tmp_path, counter, monkeypatch):
     from llmperf_nb import params
+    from llmperf_nb.executors.local import LocalExecutor
 
     fake_engine.sitecustomize(tmp_path)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     p = params.from_dict({"name": "f", "models": ["tiny-llama"], "gpus": ["cpu"], "engines": ["counter"],
                           "gen_len": 8, "repetitions": 2, "warmup": 0})
     out, good_cache, bad_cache = tmp_path / "out", tmp_path / "cache", tmp_path / "bad-cache"
-    assert pipeline.run(p, out, good_cache, progress=False).ran == 1
+    assert pipeline.run(p, out, good_cache, executor=LocalExecutor(), progress=False).ran == 1
     [cell_dir] = (out / "results").iterdir()
     before = _files(cell_dir)
     # the new run fails (its compile step cannot make the counter's folder) and leaves the old cell whole
     bad_cache.mkdir()
     (bad_cache / "counter").write_text("a file where a folder should be\n")
-    s = pipeline.run(p, out, bad_cache, force=True, progress=False)
+    s = pipeline.run(p, out, bad_cache, executor=LocalExecutor(), force=True, progress=False)
     assert (s.ran, s.failed, s.kept) == (1, 1, [cell_dir.name])
     assert _files(cell_dir) == before
     attempt = results.load(out / pipeline.ATTEMPTS / cell_dir.name / "result.json")
     assert attempt["status"] == "failed" and attempt["error"]["step"] == "compile"
     assert [d["status"] for d in results.load_dir(out / "results")] == ["ok"]  # the report shows the good one
     # a new run that finishes replaces it, whole, and leaves no attempt behind
-    s = pipeline.run(p, out, good_cache, force=True, progress=False)
+    s = pipeline.run(p, out, good_cache, executor=LocalExecutor(), force=True, progress=False)
     assert (s.ran, s.failed, s.kept) == (1, 0, [])
     after = results.load(cell_dir / "result.json")
     assert after["status"] == "ok" and after["started_at"] != json.loads(before[Path("result.json")])["started_at"]

@@ -9,7 +9,7 @@ import pytest
 from llmperf_nb import params, results
 from llmperf_nb.exceptions import ConfigError
 
-from .conftest import ROOT, cli, needs_llama_cpp
+from .conftest import ROOT, cli, needs_llama_cpp, start_cli
 
 BASE = "name: w\nmodels: [tiny-llama]\ngpus: [cpu]\nengines: [llama_cpp, {name: transformers, quantization: fp16}]\n"
 BOTH = (
@@ -317,24 +317,12 @@ def _long_serve(tmp_path, timeout_s: int) -> Path:
 @needs_aiperf
 def test_ctrl_c_during_a_level_stops_the_server_and_marks_the_cell(tmp_path):
     import signal
-    import subprocess
-    import sys
     import time
 
-    exe = Path(sys.executable).with_name("llmperf-nb")
     out = tmp_path / "out"
-    env = {**os.environ, "AIPERF": aiperf(), "LLAMA_SERVER": ""}
-    argv = [
-        str(exe),
-        "run",
-        str(_long_serve(tmp_path, 3600)),
-        "--out",
-        str(out),
-        "--cache-dir",
-        str(persistent_cache()),
-        "--no-progress",
-    ]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    env = {"AIPERF": aiperf(), "LLAMA_SERVER": ""}
+    args = ["run", _long_serve(tmp_path, 3600), "--out", out, "--cache-dir", persistent_cache(), "--no-progress"]
+    proc = start_cli(*args, env=env)
     deadline = time.monotonic() + 600
     cell = out / "results" / "tiny-llama__cpu__llama_cpp__int4__serve"
     while not (cell / "loadgen" / "c2").exists() and time.monotonic() < deadline:  # AIPerf is loading the server
