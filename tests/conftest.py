@@ -100,6 +100,7 @@ def no_process_left(request):
     containers left on the daemon are removed. Any of them fails the test, and none reaches the next one."""
     # asked for here, the test's tmp_path outlives this fixture's check
     folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    docker, since = request.node.get_closest_marker("docker"), time.time()
     yield
     running = [p for p in _started if p.poll() is None]
     _started.clear()
@@ -110,8 +111,7 @@ def no_process_left(request):
     for pid in left:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    containers = _containers_left(request.getfixturevalue("docker_client")) if request.node.get_closest_marker(
-        "docker") else []
+    containers = _containers_left(request.getfixturevalue("docker_client"), since) if docker else []
     assert not running, f"still running when the test ended, killed: {[p.args for p in running]}"
     assert not left, f"left running, killed: {list(left.values())}"
     assert not containers, f"containers left on the daemon, removed: {containers}"
@@ -206,15 +206,16 @@ def llama_cpp_cpu_image(docker_client):
     return tag, image, lines, time.monotonic() - start
 
 
-def _containers_left(client, grace: float = 120.0) -> list[str]:
-    """The names of this runner's containers still on the daemon after ``grace`` s (a lifeline may be removing
-    one: slow on a busy daemon with the vfs driver), removed."""
+def _containers_left(client, since: float, grace: float = 120.0) -> list[str]:
+    """The names of this runner's containers made since ``since`` (time.time()) and still on the daemon after
+    ``grace`` s (a lifeline may be removing one: slower on a busy daemon), removed."""
     import docker
     from llmperf_nb.runners.containers import LABEL
 
     deadline = time.monotonic() + grace
     while True:
-        left = client.containers.list(all=True, filters={"label": f"{LABEL}=1"}, ignore_removed=True)
+        left = [c for c in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}, ignore_removed=True)
+                if _created(c) >= since - 1]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(1.0)
@@ -222,3 +223,12 @@ def _containers_left(client, grace: float = 120.0) -> list[str]:
         with contextlib.suppress(docker.errors.APIError):
             container.remove(force=True)
     return [c.name for c in left]
+
+
+def _created(container) -> float:
+    """When the daemon made the container (its ``Created``, RFC 3339 with nanoseconds), as time.time()."""
+    from datetime import datetime
+
+    stamp = container.attrs["Created"].rstrip("Z")
+    whole, _, fraction = stamp.partition(".")
+    return datetime.fromisoformat(whole + "+00:00").timestamp() + float(f"0.{fraction or 0}")
