@@ -119,17 +119,21 @@ def no_process_left(request):
 
 @pytest.fixture(autouse=True)
 def environment_unchanged():
-    """Every test leaves this process's environment as it found it (monkeypatch undoes its own changes
-    first): a variable a test leaves set reaches every later test's runs. A change fails the test and is undone."""
-    before = dict(os.environ)
+    """Every test leaves the variables that reach a run's processes (process.ALLOWED_ENV) as it found them
+    (monkeypatch undoes its own changes first): one left set reaches every later test's runs, as
+    HF_HUB_OFFLINE=1 once did. A change fails the test and is undone. (What libraries set for themselves on
+    import, such as torch's TORCHINDUCTOR_CACHE_DIR, is theirs.)"""
+    from llmperf_nb.process import ALLOWED_ENV
+
+    before = {k: os.environ.get(k) for k in ALLOWED_ENV}
     yield
-    changed = sorted(k for k in {*before, *os.environ} if before.get(k) != os.environ.get(k) and k != "PYTEST_CURRENT_TEST")
+    changed = sorted(k for k in ALLOWED_ENV if os.environ.get(k) != before[k])
     for key in changed:
-        if key in before:
-            os.environ[key] = before[key]
-        else:
+        if before[key] is None:
             del os.environ[key]
-    assert not changed, f"the test changed the environment of the test process: {changed}"
+        else:
+            os.environ[key] = before[key]
+    assert not changed, f"the test changed variables that reach a run's processes: {changed}"
 
 
 def _processes_naming(folder: Path, grace: float = 10.0) -> dict[int, str]:
