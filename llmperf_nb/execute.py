@@ -22,6 +22,7 @@ class NotebookFailed(LlmPerfError):
 PARTIAL_SUFFIX = ".tmp.ipynb"
 
 
+
 def execute(source: Path, out: Path, parameters: dict, cwd: Path, named: list[tuple[str, str]],
             timeout: float | None = None) -> None:
     """Run ``source`` with ``parameters`` injected, saving the executed copy at ``out``.
@@ -39,10 +40,10 @@ def execute(source: Path, out: Path, parameters: dict, cwd: Path, named: list[tu
     partial, log = out.with_name(out.stem + PARTIAL_SUFFIX), Path(str(out) + ".kernel.log")
     done = False
     try:
-        with _stderr_to(log):
+        with _stderr_to(log), _kernel_sockets() as config:
             papermill.execute_notebook(
                 str(source), str(partial), parameters=parameters, cwd=str(cwd), progress_bar=False,
-                execution_timeout=timeout, kernel_name="python3",
+                execution_timeout=timeout, kernel_name="python3", config=config,
             )
         done = True
     except papermill.PapermillExecutionError as e:
@@ -64,6 +65,20 @@ def _settle(partial: Path, out: Path, keep: bool, named) -> None:
             os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _kernel_sockets():
+    """The kernel's configuration: it talks to papermill over Unix sockets in a folder of its own, not TCP.
+    jupyter_client picks TCP ports by binding port 0 and letting go, and the kernel binds them a moment
+    later, when another process may hold one ("Address already in use", then "Kernel died before replying
+    to kernel_info": seen with two cells starting at once beside a Ray node's connections)."""
+    import tempfile
+
+    from traitlets.config import Config
+
+    with tempfile.TemporaryDirectory(prefix="llmperf-nb-kernel-") as folder:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "k")}})
 
 
 @contextlib.contextmanager
