@@ -28,14 +28,35 @@ VOCAB_FILE = Path(__file__).resolve().parent / "data" / "ggml-vocab-llama-spm.gg
 @lru_cache(maxsize=8)
 def prompt_ids(text: str) -> tuple[tuple[int, ...], str]:
     """(token ids with BOS, which tokenizer made them)."""
-    try:
-        return tuple(_llama_cpp(text)), "Llama SPM vocabulary (ggml-vocab-llama-spm.gguf) via llama.cpp"
-    except ImportError:
-        pass
+    ids = _llama_cpp_in_child(text)
+    if ids is not None:
+        return tuple(ids), "Llama SPM vocabulary (ggml-vocab-llama-spm.gguf) via llama.cpp"
     try:
         return tuple(_transformers(text)), "Llama SPM vocabulary (ggml-vocab-llama-spm.gguf) via transformers"
     except ImportError:
         raise EngineError("no Llama tokenizer here: install llama-cpp-python or transformers") from None
+
+
+_NO_LLAMA_CPP = 3  # the child's exit status when llama_cpp does not import
+
+
+def _llama_cpp_in_child(text: str) -> list[int] | None:
+    """llama.cpp's tokenizer in a child process (``python -m llmperf_nb.tokenizer TEXT``), None where
+    llama_cpp does not import. Not in this process: loading libllama next to pyzmq (papermill, the
+    CLI) aborted the process with "free(): invalid pointer" on the GPU machine (2026-11-30)."""
+    import importlib.util
+    import json
+
+    from . import process
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None
+    out = process.run([process.python(), "-m", "llmperf_nb.tokenizer", text], timeout=300, check=False)
+    if out.returncode == _NO_LLAMA_CPP:
+        return None
+    if out.returncode != 0:
+        raise EngineError(f"llama.cpp's tokenizer failed (exit {out.returncode}): {process.tail(out.output, 3)}")
+    return json.loads(out.output.strip().splitlines()[-1])
 
 
 def _llama_cpp(text: str) -> list[int]:
@@ -114,3 +135,21 @@ def _converted():
 def _silent_callback(L):
     # cached: llama.cpp keeps the pointer, so the callback must outlive the call
     return L.llama_log_callback(lambda level, text, user_data: None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m llmperf_nb.tokenizer TEXT``: TEXT's ids through llama.cpp, as a JSON list."""
+    import json
+    import sys
+
+    text = (argv if argv is not None else sys.argv[1:])[0]
+    try:
+        ids = _llama_cpp(text)
+    except ImportError:
+        return _NO_LLAMA_CPP
+    print(json.dumps(ids), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -359,3 +359,14 @@ def test_driver_runs_on_a_tiny_gptq_checkpoint(spec, tmp_path):
         assert all(0 <= t < spec.vocab_size for t in s["token_ids"])
     assert doc["quantization_config"]["quant_method"] == "gptq"
     assert doc["settings"]["max_seq_len"] == 64 and doc["peak_mem_bytes"] > 0
+
+
+def test_crosscheck_note_says_how_much_the_host_side_pick_accounts_for():
+    from llmperf_nb.engines.base import crosscheck_note
+
+    check = {"tool": "ExLlamaV2 dynamic generator", "decode_tok_s_mean": 200.0, "harness_decode_tok_s_mean": 220.0,
+             "difference": 0.1, "host_sampling": {"ms_per_token": 0.4545, "tokens": 256}}
+    note = crosscheck_note(check)
+    # 1000 / 220 = 4.545 ms a token; + 0.4545 ms is 10 % more time per token
+    assert "(+10.0%)" in note and "0.455 ms a token" in note and "accounts for +10.0% of the difference" in note
+    assert "host-side" not in crosscheck_note({**check, "host_sampling": {"tool": "x", "error": "E: boom"}})

@@ -230,6 +230,9 @@ def test_crosscheck_against_generate(cpu_runs):
     assert check["same_tokens_as_harness"] is True  # greedy, same weights, same cache kind
     assert check["difference"] == pytest.approx(check["harness_decode_tok_s_mean"] / check["decode_tok_s_mean"] - 1)
     assert any(n.startswith("cross-check: transformers generate() on the same weights gave") for n in m.notes)
+    # dynamic cache: one generate() after each harness repetition (1 warm-up + 2 measured)
+    assert check["order"].startswith("alternating")
+    assert any("alternating with the harness's" in n for n in m.notes)
     assert raw["versions"]["transformers"] and raw["gc_policy"]
 
 

@@ -1,6 +1,9 @@
 """The prompt's token ids: llama.cpp's and transformers' readings of the same vocabulary agree
 (BOS included) and the converted tokenizer kept in the cache gives the same ids."""
 
+import subprocess
+import sys
+
 import pytest
 
 from llmperf_nb import tokenizer
@@ -34,3 +37,11 @@ def test_transformers_path_matches_llama_cpp_and_its_cache(fresh_cache):
         p.write_text("{not json")
     tokenizer._converted.cache_clear()
     assert tokenizer._transformers(TEXTS[0]) == want[0]
+
+
+def test_llama_cpp_tokenizes_in_a_child_so_this_process_never_loads_libllama():
+    # libllama next to pyzmq aborted the CLI ("free(): invalid pointer") on the GPU machine
+    code = ("import sys; from llmperf_nb import tokenizer; ids, how = tokenizer.prompt_ids('What is the meaning of life?'); "
+            "print(list(ids), how, 'llama_cpp' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")

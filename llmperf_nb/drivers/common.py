@@ -177,12 +177,15 @@ def sweep(run_point, args, ids: list[int]) -> dict:
             "peak_mem_kind": points[0]["peak_mem_kind"] if points else None}
 
 
-def measure(one_run, args, continuous: bool = False) -> dict:
+def measure(one_run, args, continuous: bool = False, between=None) -> dict:
     """Warm-up runs, then measured runs until both ``--reps`` and ``--min-time`` are met.
 
     ``one_run(nvml)`` returns a sample. Returns the raw document's timing part. ``continuous``:
     sample the GPUs on a thread, for engines whose timestamps come from inside the engine (vLLM),
-    where readings at marks around the decode cannot be taken.
+    where readings at marks around the decode cannot be taken. ``between(measured)``: called after
+    every repetition, outside its timing (``measured`` False after a warm-up one): an in-process
+    cross-check run there alternates with the harness, so that a drift in the machine's speed
+    reaches both sides alike.
     """
     indices = [int(i) for i in args.gpus.split(",") if i.strip()] if args.gpus else []
     nvml = telemetry.gpu_sampler(indices, continuous=continuous) if indices else None
@@ -193,11 +196,15 @@ def measure(one_run, args, continuous: bool = False) -> dict:
     with nvml if nvml is not None else _Null():
         for _ in range(args.warmup):
             warm.append(untouched_by_gc(one_run, nvml))
+            if between is not None:
+                between(False)
         measured_from = time.perf_counter()
         while len(samples) < args.reps or (
             time.perf_counter() - measured_from < args.min_time and len(samples) < args.max_reps
         ):
             samples.append(untouched_by_gc(one_run, nvml))
+            if between is not None:
+                between(True)
     doc = {"warmup_samples": warm, "samples": samples, "wall_s": time.perf_counter() - started,
            "gc_policy": GC_POLICY}
     if nvml is not None:

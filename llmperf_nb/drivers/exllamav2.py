@@ -190,10 +190,40 @@ def crosscheck(torch, model, cache, args, ids: list[int], doc: dict) -> dict:
                      "token_ids_sha256": common.token_digest(tokens)})
     call = (f"ExLlamaV2DynamicGenerator(paged=False, max_batch_size=1) + ExLlamaV2DynamicJob(max_new_tokens="
             f"{args.gen_len}, greedy, stop_conditions=None)")
-    return common.compare_with_tool("ExLlamaV2 dynamic generator", [call], [r["decode_tok_s"] for r in runs[1:]],
-                                    doc, [r["token_ids_sha256"] for r in runs],
-                                    gen_tokens=[r["gen_tokens"] for r in runs],
-                                    eos_reasons=sorted({r["eos_reason"] for r in runs}))
+    out = common.compare_with_tool("ExLlamaV2 dynamic generator", [call], [r["decode_tok_s"] for r in runs[1:]],
+                                   doc, [r["token_ids_sha256"] for r in runs],
+                                   gen_tokens=[r["gen_tokens"] for r in runs],
+                                   eos_reasons=sorted({r["eos_reason"] for r in runs}))
+    out["host_sampling"] = common.guarded_crosscheck("host-side greedy pick", _host_sampling, torch, model, cache,
+                                                     tokenizer, ids, args.gen_len)
+    return out
+
+
+def _host_sampling(torch, model, cache, tokenizer, ids: list[int], n: int) -> dict:
+    """What the generator does per token beyond the harness's forward + argmax, timed alone: the
+    logits copied into a pinned fp32 host buffer (as ExLlamaV2DynamicGenerator copies them), then
+    ExLlamaV2Sampler.sample with greedy settings, ``n`` times. It measures the part of the
+    harness-generator gap that the host-side pick explains (the rest is job scheduling)."""
+    import random
+    import time
+
+    from exllamav2.generator import ExLlamaV2Sampler
+
+    cache.current_seq_len = 0
+    logits = model.forward(torch.tensor([ids], dtype=torch.long), cache, last_id_only=True)[:, -1:, :]
+    host = torch.empty(logits.shape, dtype=torch.float, pin_memory=True)
+    settings, seq = ExLlamaV2Sampler.Settings.greedy(), torch.tensor([ids], dtype=torch.long)
+
+    def picks(_):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            host.copy_(logits, non_blocking=False)
+            ExLlamaV2Sampler.sample(host, settings, seq, random.random(), tokenizer)
+        return (time.perf_counter() - t0) * 1e3 / n
+
+    return {"ms_per_token": common.untouched_by_gc(picks), "tokens": n,
+            "what": "pinned fp32 host copy of the logits + ExLlamaV2Sampler.sample(greedy)"}
 
 
 def check(args) -> None:

@@ -210,7 +210,7 @@ def bench(args) -> None:
 
     ids = common.parse_ids(args.prompt_ids)
     if args.n_ctx == 0:
-        args.n_ctx = (len(ids) + args.gen_len + 255) // 256 * 256
+        args.n_ctx = len(ids) + args.gen_len  # what llama-bench makes for -d prompt -n gen_len
     stepper = Stepper(L, args)
     doc = common.measure(lambda nvml: common.generate(stepper, ids, args.gen_len, nvml), args)
     info = L.llama_print_system_info().decode().strip()
@@ -229,11 +229,14 @@ def bench(args) -> None:
 
 
 def crosscheck(args, doc: dict) -> dict:
-    """llama.cpp's own llama-bench on the same file and settings: decode only (``-p 0 -n gen_len``)."""
+    """llama.cpp's own llama-bench on the same file and settings: decode only (``-p 0 -n gen_len``)
+    after the prompt's length of context (``-d``, untimed), in a context of prompt + gen_len
+    positions: the harness's workload, less the sampling."""
     from llmperf_nb import process
     from llmperf_nb.importers.llama_cpp import parse_bench_json
 
-    argv = [args.llama_bench, "-m", args.model, "-p", "0", "-n", str(args.gen_len), "-r", str(args.reps),
+    argv = [args.llama_bench, "-m", args.model, "-p", "0", "-n", str(args.gen_len),
+            "-d", str(len(doc["prompt_token_ids"])), "-r", str(args.reps),
             "-ngl", str(args.opts.n_gpu_layers), "-sm", args.opts.split_mode, "-t", str(args.opts.threads),
             "-fa", args.opts.flash_attn, "-b", str(args.opts.n_batch), "-o", "json"]
     out = process.run(argv, timeout=3600)

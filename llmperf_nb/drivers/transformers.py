@@ -267,9 +267,15 @@ def bench(args) -> None:
         torch.cuda.empty_cache()
         for i in range(torch.cuda.device_count()):
             torch.cuda.reset_peak_memory_stats(i)  # the peak of the run: weights, cache, activations
+    # The dynamic cache's cross-check alternates with the harness, one generate() after each
+    # repetition: eager decoding is bound by the host's kernel launches, whose speed drifts by 10-20 %
+    # over a minute on the GPU machine, and two blocks one after the other compared that drift.
+    # The static, compiled cell keeps the two apart: generate() compiles its own CUDA graphs.
+    alternate = Alternating(torch, model, args, ids) if args.opts.crosscheck and args.opts.cache == "dynamic" else None
     with torch.inference_mode():
         stepper = Stepper(torch, model, args, max_len=len(ids) + args.gen_len)
-        doc = common.measure(lambda nvml: common.generate(stepper, ids, args.gen_len, nvml), args)
+        doc = common.measure(lambda nvml: common.generate(stepper, ids, args.gen_len, nvml), args,
+                             between=alternate)
     settings = {
         "device": args.device, "dtype": args.opts.dtype, "cache": args.opts.cache, "compile": args.opts.compile,
         "compile_mode": ("reduce-overhead" if on_cuda else "default") if args.opts.compile else None,
@@ -291,7 +297,9 @@ def bench(args) -> None:
         settings=settings,
         versions=_versions(torch, transformers, args),
     )
-    if args.opts.crosscheck:
+    if alternate is not None:
+        doc["crosscheck"] = alternate.record(doc)
+    elif args.opts.crosscheck:
         with torch.inference_mode():
             doc["crosscheck"] = common.guarded_crosscheck("transformers generate()", crosscheck, torch, model,
                                                           args, ids, doc)
@@ -321,35 +329,75 @@ class _Clock:
         pass
 
 
-def crosscheck(torch, model, args, ids: list[int], doc: dict) -> dict:
+class _Generate:
     """transformers' own ``generate()`` on the same model and cache kind, greedy, ``gen_len`` new
     tokens with EOS ignored (no eos_token_id), timed by a streamer: decode tok/s = (tokens - 1) /
-    (last token's time - first token's time), the definition of drivers.common. One warm-up, then
-    as many runs as the harness measured, each under the harness's GC policy. Its tokens are compared
-    with the harness's."""
-    from transformers import GenerationConfig
+    (last token's time - first token's time), the definition of drivers.common. Each run under the
+    harness's GC policy."""
 
-    model.generation_config.eos_token_id = None  # or generate() would fill it back in from the model's
-    kw = {"max_new_tokens": args.gen_len, "do_sample": False, "eos_token_id": None, "pad_token_id": 0}
-    if args.opts.cache == "static":
-        kw["cache_implementation"] = "static"  # generate() then compiles the decode step itself
-    config = GenerationConfig(**kw)
-    input_ids = torch.tensor([ids], device=model.get_input_embeddings().weight.device)
-    mask = torch.ones_like(input_ids)
-    runs = []
-    for _ in range(1 + len(doc["samples"])):
+    def __init__(self, torch, model, args, ids: list[int]):
+        from transformers import GenerationConfig
+
+        model.generation_config.eos_token_id = None  # or generate() would fill it back in from the model's
+        kw = {"max_new_tokens": args.gen_len, "do_sample": False, "eos_token_id": None, "pad_token_id": 0}
+        if args.opts.cache == "static":
+            kw["cache_implementation"] = "static"  # generate() then compiles the decode step itself
+        self.model, self.config, self.n_prompt = model, GenerationConfig(**kw), len(ids)
+        self.input_ids = torch.tensor([ids], device=model.get_input_embeddings().weight.device)
+        self.mask = torch.ones_like(self.input_ids)
+        self.call = (f"model.generate(max_new_tokens={args.gen_len}, do_sample=False, eos_token_id=None"
+                     + (", cache_implementation='static'" if args.opts.cache == "static" else "") + ")")
+
+    def once(self) -> dict:
         clock = _Clock()
         out = common.untouched_by_gc(
-            lambda _, clock=clock: model.generate(input_ids, attention_mask=mask, generation_config=config,
-                                                  streamer=clock))
-        tokens = out[0, len(ids):].tolist()
+            lambda _: self.model.generate(self.input_ids, attention_mask=self.mask, generation_config=self.config,
+                                          streamer=clock))
+        tokens = out[0, self.n_prompt:].tolist()
         first, last = clock.times[1], clock.times[-1]
-        runs.append({"gen_tokens": len(tokens), "decode_tok_s": (len(tokens) - 1) / (last - first),
-                     "token_ids_sha256": common.token_digest(tokens)})
-    call = (f"model.generate(max_new_tokens={args.gen_len}, do_sample=False, eos_token_id=None"
-            + (", cache_implementation='static'" if args.opts.cache == "static" else "") + ")")
-    return common.compare_with_tool("transformers generate()", [call], [r["decode_tok_s"] for r in runs[1:]], doc,
-                                    [r["token_ids_sha256"] for r in runs], gen_tokens=[r["gen_tokens"] for r in runs])
+        return {"gen_tokens": len(tokens), "decode_tok_s": (len(tokens) - 1) / (last - first),
+                "token_ids_sha256": common.token_digest(tokens)}
+
+
+class Alternating:
+    """The cross-check of the dynamic cache: one ``generate()`` after each harness repetition
+    (warm-up ones included), under inference mode; its measured runs are those that followed a
+    measured repetition. A failure is recorded once and ends the alternation, not the measurement."""
+
+    def __init__(self, torch, model, args, ids: list[int]):
+        self.torch, self.gen, self.runs, self.error = torch, _Generate(torch, model, args, ids), [], None
+
+    def __call__(self, measured: bool) -> None:
+        if self.error is not None:
+            return
+        try:
+            with self.torch.inference_mode():
+                run = self.gen.once()
+        except Exception as e:  # noqa: BLE001 - recorded as the cross-check's error, as guarded_crosscheck does
+            print(f"cross-check with transformers generate() failed: {type(e).__name__}: {e}", flush=True)
+            self.error = f"{type(e).__name__}: {e}"[:2000]
+            return
+        self.runs.append((measured, run))
+
+    def record(self, doc: dict) -> dict:
+        tool = "transformers generate()"
+        if self.error is not None:
+            return {"tool": tool, "error": self.error}
+        measured = [r for m, r in self.runs if m]
+        return common.compare_with_tool(
+            tool, [self.gen.call], [r["decode_tok_s"] for r in measured], doc,
+            [r["token_ids_sha256"] for _, r in self.runs], gen_tokens=[r["gen_tokens"] for _, r in self.runs],
+            order="alternating: one generate() after each harness repetition, warm-up included")
+
+
+def crosscheck(torch, model, args, ids: list[int], doc: dict) -> dict:
+    """:class:`_Generate` after the measurement (the static, compiled cache): one warm-up, then as
+    many runs as the harness measured. Its tokens are compared with the harness's."""
+    gen = _Generate(torch, model, args, ids)
+    runs = [gen.once() for _ in range(1 + len(doc["samples"]))]
+    return common.compare_with_tool("transformers generate()", [gen.call], [r["decode_tok_s"] for r in runs[1:]], doc,
+                                    [r["token_ids_sha256"] for r in runs], gen_tokens=[r["gen_tokens"] for r in runs],
+                                    order="after the measurement: one warm-up, then as many runs as the harness's")
 
 
 def main(argv=None) -> None:

@@ -310,8 +310,16 @@ def crosscheck_note(check: dict) -> str:
         return f"cross-check: {check['tool']} failed, so there is none: {check['error'].splitlines()[0]}"
     line = (f"cross-check: {check['tool']} on the same weights gave {check['decode_tok_s_mean']:.2f} tok/s, "
             f"this harness {check['harness_decode_tok_s_mean']:.2f} ({check['difference']:+.1%})")
+    if str(check.get("order", "")).startswith("alternating"):
+        line += ", its runs alternating with the harness's"
     if check.get("same_tokens_as_harness") is False:
         line += "; its greedy tokens differ from the harness's"
+    pick = check.get("host_sampling") or {}
+    if pick.get("ms_per_token") and check.get("harness_decode_tok_s_mean"):
+        # what the generator's host-side pick alone adds to each of the harness's tokens
+        harness_ms = 1e3 / check["harness_decode_tok_s_mean"]
+        line += (f"; the generator's host-side greedy pick alone takes {pick['ms_per_token']:.3f} ms a token, "
+                 f"which accounts for {(harness_ms + pick['ms_per_token']) / harness_ms - 1:+.1%} of the difference")
     return line
 
 

@@ -5,14 +5,19 @@
 # each phase keeps the cells already "ok" and ends by tarring the report folder.
 #   LLMPERF_NB_COMMIT=<sha> LLMPERF_NB_DIRTY=0 DEADLINE=540 scripts/gpu-jobs/int4-single-gpu.sh PHASE [OUT_TAR]
 #   PHASE: fresh   drop the old results, then llama.cpp and ExLlamaV2 (each with its own tool's cross-check)
+#          native  llama.cpp and ExLlamaV2 again, keeping their ok cells (what the deadline cut from fresh)
 #          hf      HF transformers (fp16 cells cross-checked against generate())
 #          rest    whatever cell of the table is not ok yet
 source "$(dirname "$0")/lib.sh"
 REPORT=${REPORT:-$OUTROOT/int4-single-gpu}  # back here: its results/ replace reports/int4-single-gpu/results
 nvidia-smi --query-gpu=name,uuid,memory.total,driver_version --format=csv,noheader
-case "${1:?PHASE: fresh, hf or rest}" in
+case "${1:?PHASE: fresh, native, hf or rest}" in
     fresh)
         rm -rf "$REPORT/results"
+        run params/int4-single-gpu.yaml "$REPORT" --only '*llama_cpp*'
+        run params/int4-single-gpu.yaml "$REPORT" --only '*exllamav2*'
+        ;;
+    native)
         run params/int4-single-gpu.yaml "$REPORT" --only '*llama_cpp*'
         run params/int4-single-gpu.yaml "$REPORT" --only '*exllamav2*'
         ;;
@@ -24,7 +29,7 @@ case "${1:?PHASE: fresh, hf or rest}" in
         run params/int4-single-gpu.yaml "$REPORT"
         run params/int4-single-gpu-hf.yaml "$REPORT"
         ;;
-    *) echo "unknown phase $1: fresh, hf or rest" >&2; exit 2 ;;
+    *) echo "unknown phase $1: fresh, native, hf or rest" >&2; exit 2 ;;
 esac
 [ -n "${2:-}" ] && tar -czf "$2" "$REPORT"
 exit 0
