@@ -49,6 +49,10 @@ def execute(source: Path, out: Path, parameters: dict, cwd: Path, named: list[tu
     except papermill.PapermillExecutionError as e:
         done = True
         raise NotebookFailed(e.ename, e.evalue, out) from None
+    except RuntimeError as e:  # jupyter_client: "Kernel died before replying to kernel_info", "Kernel didn't respond"
+        if not str(e).startswith("Kernel"):
+            raise
+        raise NotebookFailed(type(e).__name__, f"{e}{_kernel_said(log)}", out) from None
     finally:
         _settle(partial, out, done, named)
         if log.exists() and log.stat().st_size == 0:
@@ -67,15 +71,36 @@ def _settle(partial: Path, out: Path, keep: bool, named) -> None:
         partial.unlink(missing_ok=True)
 
 
+def _kernel_said(log: Path) -> str:
+    """Why the kernel did not start, as its own log says it (its last exception line), and the log's name."""
+    import re
+
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    said = [line.strip() for line in lines if re.match(r"[\w.]+(Error|Exception): ", line)]
+    return f" ({said[-1][:300]}; {log.name})" if said else f" ({log.name})"
+
+
 @contextlib.contextmanager
 def _kernel_sockets():
-    """The kernel's configuration: it talks to papermill over Unix sockets in a folder of its own, not TCP.
-    jupyter_client picks TCP ports by binding port 0 and letting go, and the kernel binds them a moment
-    later, when another process may hold one ("Address already in use", then "Kernel died before replying
-    to kernel_info": seen with two cells starting at once beside a Ray node's connections)."""
-    import tempfile
+    """The kernel's configuration: it talks to papermill over Unix sockets, not TCP. jupyter_client picks a
+    kernel's five TCP ports by binding port 0 and letting go, and the kernel binds them seconds later, once
+    Python has started: a port taken in between by another process (the kernel of a cell starting beside
+    it, a Ray node's agent binding port 0) kills the kernel at start-up ("ZMQError: Address already in
+    use", then "Kernel died before replying to kernel_info"): it failed a cell of a Ray run of two cells
+    on one machine (tests/test_ray.py). Unix socket names are ours, no port is chosen. On Linux they live
+    in the abstract namespace (``@llmperf-nb-kernel-<random>-N``): no file, so a kernel of a killed run
+    (a lost Ray node) leaves nothing behind; elsewhere in a temporary folder of their own."""
+    import uuid
 
     from traitlets.config import Config
+
+    if sys.platform.startswith("linux"):
+        yield Config({"KernelManager": {"transport": "ipc", "ip": f"@llmperf-nb-kernel-{uuid.uuid4().hex}"}})
+        return
+    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="llmperf-nb-kernel-") as folder:
         yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "k")}})

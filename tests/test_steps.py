@@ -124,3 +124,58 @@ def test_force_keeps_the_good_result_until_a_new_one_is_complete(tmp_path, count
     after = results.load(cell_dir / "result.json")
     assert after["status"] == "ok" and after["started_at"] != json.loads(before[Path("result.json")])["started_at"]
     assert list((out / pipeline.ATTEMPTS).iterdir()) == []
+
+
+def test_a_notebook_kernel_talks_over_unix_sockets_not_tcp_ports(tmp_path):
+    """jupyter_client picks a kernel's TCP ports by binding port 0 and letting go; the kernel binds them seconds
+    later. Two cells starting at once on one machine (a Ray run with --per-host 2) once lost a kernel that way
+    ("Address already in use", then "Kernel died before replying to kernel_info"): no port is chosen now."""
+    import sys
+
+    import nbformat
+
+    from llmperf_nb.execute import execute
+
+    code = ("import json\nfrom ipykernel.connect import get_connection_info\n"
+            "info = json.loads(get_connection_info())\nprint(info['transport'], info['ip'])")
+    source, out = tmp_path / "probe.ipynb", tmp_path / "ran" / "probe.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), source)
+    out.parent.mkdir()
+    execute(source, out, {}, cwd=out.parent, named=[])
+    transport, ip = nbformat.read(out, as_version=4).cells[0].outputs[0]["text"].split()
+    assert transport == "ipc"
+    if sys.platform.startswith("linux"):  # the abstract namespace: no socket file, none left by a killed run
+        assert ip.startswith("@llmperf-nb-kernel-")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["probe.ipynb"]
+
+
+def test_a_kernel_that_cannot_start_fails_its_notebook_and_says_why(tmp_path, monkeypatch):
+    """A kernel that dies at start-up (here: its port taken, as happened over TCP) fails the cell with the reason its
+    own log gives, instead of ending the run with jupyter_client's bare "Kernel died before replying to kernel_info"."""
+    import contextlib
+    import socket
+
+    import nbformat
+    from traitlets.config import Config
+
+    from llmperf_nb import execute as ex
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+
+    @contextlib.contextmanager
+    def port_taken():
+        yield Config({"KernelManager": {"transport": "tcp", "cache_ports": False, "shell_port": taken.getsockname()[1]}})
+
+    monkeypatch.setattr(ex, "_kernel_sockets", port_taken)
+    source, out = tmp_path / "probe.ipynb", tmp_path / "ran" / "probe.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), source)
+    out.parent.mkdir()
+    try:
+        with pytest.raises(ex.NotebookFailed) as failed:
+            ex.execute(source, out, {}, cwd=out.parent, named=[])
+    finally:
+        taken.close()
+    assert failed.value.evalue.startswith("Kernel died before replying to kernel_info (")
+    assert "Address already in use" in failed.value.evalue and "probe.ipynb.kernel.log)" in failed.value.evalue

@@ -74,3 +74,23 @@ def test_the_gguf_names_of_the_llama_layout_are_gguf_pys():
               "o": t.ATTN_OUT, "ffn_norm": t.FFN_NORM, "gate": t.FFN_GATE, "up": t.FFN_UP, "down": t.FFN_DOWN,
               "final_norm": t.OUTPUT_NORM, "lm_head": t.OUTPUT}
     assert TENSOR_NAMES["gguf"] == {role: gguf.TENSOR_NAMES[v].replace("{bid}", "{i}") for role, v in theirs.items()}
+
+
+def test_a_file_another_process_is_making_is_waited_for_not_written_again(tmp_path):
+    """Two cells of a Ray run on one machine (--per-host 2) once wrote the same synthetic GGUF at once, through
+    the same temporary name: one failed ("No such file or directory: ….gguf.tmp -> ….gguf"). One process makes
+    it now (weights.atomic.one_maker); another that needs it meanwhile waits, then finds it made."""
+    import time
+
+    path = tmp_path / "gguf" / "tiny-Q4_0.gguf"
+    code = ("import sys, time; from pathlib import Path; from llmperf_nb.weights.atomic import one_maker\n"
+            "path = Path(sys.argv[1])\nwith one_maker(path) as needed:\n"
+            "    print(needed, flush=True); time.sleep(1.5); path.write_bytes(b'made by the other one')\n")
+    other = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    assert other.stdout.readline() == "True\n"  # it holds the lock and is making the file
+    start = time.monotonic()
+    write_synthetic_gguf(get_model("tiny-llama"), path, quant="Q4_0")
+    assert other.wait(timeout=60) == 0 and time.monotonic() - start > 0.5
+    other.stdout.close()
+    assert path.read_bytes() == b"made by the other one"  # waited for, not written again
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no .tmp, no .lock left

@@ -240,7 +240,8 @@ class _Job:
             self.slots.give_back(cell, node)
             status = self.outcome(ref, cell, node, queue)
             if status is not None:
-                say(f"{status}: {cell.id} on {node}")
+                why = f": {_reason(self.results_dir / cell.id)}" if status == "failed" else ""
+                say(f"{status}: {cell.id} on {node}{why}")
                 self.done(cell, status)
 
     def outcome(self, ref, cell: Cell, node: placement.Node, queue: list[Cell]) -> str | None:
@@ -294,6 +295,17 @@ class _Job:
                     "interrupted (the run was stopped); run again to measure it",
                     node=node.record(),
                 )
+
+
+def _reason(cell_dir: Path) -> str:
+    """The first line of a failed cell's error, as its result says it: a CI log then shows why."""
+    import json
+
+    try:
+        error = json.loads(CellDir(cell_dir).result.read_text()).get("error") or {}
+    except (OSError, ValueError):
+        return "no result written"
+    return (str(error.get("message") or "").strip().splitlines() or ["no message"])[0][:300]
 
 
 def say(line: str) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..exceptions import WeightsError
 from ..models import ModelSpec, llama_tensors
+from .atomic import one_maker
 from .draws import normal_f16, normal_f16_table, random_bytes
 
 VOCAB_FILE = Path(__file__).resolve().parent.parent / "data" / "ggml-vocab-llama-spm.gguf"
@@ -36,20 +37,23 @@ def write_synthetic_gguf(spec: ModelSpec, path: Path, quant: str = "Q4_0", seed:
     """Write a llama-architecture GGUF with the shapes of ``spec`` and random weights to ``path``.
 
     Tensors are generated and written one at a time, so memory holds at most one tensor (70B is
-    40 GB in Q4_0). The file appears under ``path`` only once complete.
+    40 GB in Q4_0). The file appears under ``path`` only once complete, made by one process at a time:
+    one that finds it made meanwhile by another leaves it as it is (atomic.one_maker).
     """
     _check(spec, quant)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write(spec, tmp, quant, np.random.default_rng(seed))
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise WeightsError(f"cannot write synthetic weights to {path}: {err}") from err
-        raise
+    with one_maker(path) as needed:
+        if not needed:
+            return
+        try:
+            _write(spec, tmp, quant, np.random.default_rng(seed))
+            os.replace(tmp, path)
+        except BaseException as err:
+            tmp.unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise WeightsError(f"cannot write synthetic weights to {path}: {err}") from err
+            raise
 
 
 def _check(spec: ModelSpec, quant: str) -> None:

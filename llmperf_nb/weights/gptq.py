@@ -32,7 +32,7 @@ import numpy as np
 
 from ..exceptions import WeightsError
 from ..models import LINEAR_ROLES, ModelSpec, llama_tensors
-from .atomic import atomic_dir
+from .atomic import atomic_dir, one_maker
 from .draws import normal_f16, normal_f16_table, random_bytes
 
 VOCAB_FILE = Path(__file__).resolve().parent.parent / "data" / "ggml-vocab-llama-spm.gguf"
@@ -57,16 +57,20 @@ def write_synthetic_gptq(spec: ModelSpec, out_dir: Path, seed: int = 0) -> Path:
     """Write a GPTQ 4-bit g128 checkpoint folder with the shapes of ``spec`` to ``out_dir``.
 
     The folder appears under ``out_dir`` only once complete (written beside it, then renamed); an
-    existing ``out_dir`` is replaced.
+    existing ``out_dir`` is replaced; one made meanwhile by another process is left as it is
+    (atomic.one_maker).
     """
     _check(spec)
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir, "synthetic GPTQ weights") as tmp:
-        _write_shards(tmp, list(tensor_plan(spec)), np.random.default_rng(seed))
-        config = {**spec.hf_config(), "quantization_config": QUANTIZATION_CONFIG, "llmperf_nb_synthetic": True}
-        _write_json(tmp / "config.json", config)
-        for name, doc in tokenizer_files(spec.vocab_size, spec.max_position_embeddings).items():
-            _write_json(tmp / name, doc)
+    with one_maker(out_dir) as needed:
+        if not needed:
+            return out_dir
+        with atomic_dir(out_dir, "synthetic GPTQ weights") as tmp:
+            _write_shards(tmp, list(tensor_plan(spec)), np.random.default_rng(seed))
+            config = {**spec.hf_config(), "quantization_config": QUANTIZATION_CONFIG, "llmperf_nb_synthetic": True}
+            _write_json(tmp / "config.json", config)
+            for name, doc in tokenizer_files(spec.vocab_size, spec.max_position_embeddings).items():
+                _write_json(tmp / name, doc)
     return out_dir
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..exceptions import WeightsError
 from ..models import ModelSpec, llama_tensors
-from .atomic import atomic_dir
+from .atomic import atomic_dir, one_maker
 from .draws import normal_f16, normal_f16_table
 
 VOCAB_FILE = Path(__file__).resolve().parent.parent / "data" / "ggml-vocab-llama-spm.gguf"
@@ -40,20 +40,24 @@ def write_synthetic_hf(spec: ModelSpec, out_dir: Path, seed: int = 0, weights: b
     """Write an HF checkpoint folder with the shapes of ``spec`` to ``out_dir``; returns it.
 
     The folder is assembled beside ``out_dir`` and renamed into place once complete, so a folder
-    at ``out_dir`` is always whole. An existing ``out_dir`` is replaced.
+    at ``out_dir`` is always whole. An existing ``out_dir`` is replaced; one made
+    meanwhile by another process is left as it is (atomic.one_maker).
     """
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir, "synthetic weights") as tmp:
-        config = spec.hf_config()
-        _write_json(tmp / "config.json", config)
-        _write_json(tmp / "generation_config.json", {
-            "bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"],
-            "pad_token_id": config["pad_token_id"],
-        })
-        write_tokenizer(tmp, spec.vocab_size, spec.max_position_embeddings)
-        if weights:
-            write_safetensors(tmp / "model.safetensors", _tensors(spec, np.random.default_rng(seed)),
-                              metadata={"format": "pt", "llmperf_nb.synthetic": f"{spec.name}, seed {seed}"})
+    with one_maker(out_dir) as needed:
+        if not needed:
+            return out_dir
+        with atomic_dir(out_dir, "synthetic weights") as tmp:
+            config = spec.hf_config()
+            _write_json(tmp / "config.json", config)
+            _write_json(tmp / "generation_config.json", {
+                "bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"],
+                "pad_token_id": config["pad_token_id"],
+            })
+            write_tokenizer(tmp, spec.vocab_size, spec.max_position_embeddings)
+            if weights:
+                write_safetensors(tmp / "model.safetensors", _tensors(spec, np.random.default_rng(seed)),
+                                  metadata={"format": "pt", "llmperf_nb.synthetic": f"{spec.name}, seed {seed}"})
     return out_dir
 
 
