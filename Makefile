@@ -23,11 +23,12 @@ $(BIN)/python:
 
 # Re-install only when the project's requirements change. Compiling llama.cpp is most of the set-up
 # (about 4 of 5 min on 2 cores with nothing cached), so its wheel is built beside the download and
-# install of everything else, then installed from $(VENV)/wheels; the pin is pyproject's.
+# install of everything else (not byte-compiled at install: Python writes the .pyc of what it imports),
+# then installed from $(VENV)/wheels; the pin is pyproject's.
 LLAMA_CPP_SPEC := $(shell grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
 $(VENV)/.setup: pyproject.toml | $(BIN)/python
 	$(BIN)/pip wheel -q --no-deps -w $(VENV)/wheels '$(LLAMA_CPP_SPEC)' & wheel=$$!; \
-	$(BIN)/pip install -q -e .; rc=$$?; \
+	$(BIN)/pip install -q --no-compile -e .; rc=$$?; \
 	wait $$wheel && [ $$rc -eq 0 ] && $(BIN)/pip install -q --find-links $(VENV)/wheels -e '.[llama_cpp]'
 	touch $@
 
