@@ -370,12 +370,10 @@ class Alternating:
     def __call__(self, measured: bool) -> None:
         if self.error is not None:
             return
-        try:
-            with self.torch.inference_mode():
-                run = self.gen.once()
-        except Exception as e:  # noqa: BLE001 - recorded as the cross-check's error, as guarded_crosscheck does
-            print(f"cross-check with transformers generate() failed: {type(e).__name__}: {e}", flush=True)
-            self.error = f"{type(e).__name__}: {e}"[:2000]
+        with self.torch.inference_mode():
+            run = common.guarded_crosscheck("transformers generate()", self.gen.once)
+        if "error" in run:
+            self.error = run["error"]
             return
         self.runs.append((measured, run))
 
