@@ -14,10 +14,12 @@ eval "$(scripts/gpu-run.sh env)"
 left() { echo $((END - SECONDS)); }
 
 run() {  # run PARAMS OUT [ARGS]: one `llmperf-nb run` into OUT, cells only (the report is built after)
+    # RUN_NEED=S before it: start only with S seconds left (default 30), so a run that cannot end in time
+    # is not started and cut (a cut cell is lost; the next call runs it)
     local params=$1 out=$2
     shift 2
-    if [ "$(left)" -le 30 ]; then
-        echo "gpu-job: deadline reached, not started: $params $*"
+    if [ "$(left)" -le "${RUN_NEED:-30}" ]; then
+        echo "gpu-job: $(left) s left (needs ${RUN_NEED:-30}), not started: $params $*"
         return
     fi
     echo "gpu-job: $(date -u +%T) run $params $* ($(left) s left)"

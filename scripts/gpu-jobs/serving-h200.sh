@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# How reports/serving-h200 is measured (issue 16; prepared, not yet run): params/serving-h200.yaml on one
-# H200 of the GPU machine, from the repo root with .gpu/ carried (wheels-base and the trimmed llama-cpp-python
-# sdist) and the AIPerf and vLLM wheels received earlier through scripts/xfer.sh (/tmp/xfer). A device call
-# has a time limit, so the report is measured in phases sent back to back to the same machine (its files
-# stay while it is up); each phase keeps the cells already "ok" and ends by tarring the report folder.
-#   LLMPERF_NB_COMMIT=<sha> LLMPERF_NB_DIRTY=0 DEADLINE=540 scripts/gpu-jobs/serving-h200.sh PHASE [OUT_TAR]
-#   PHASE: sweep   the llama.cpp batch sweeps (int4, fp16)
-#          llama   llama-server built in the llama.cpp build (gpu-run.sh server), then its serve cells
-#          vllm    vLLM installed from the received wheels, then its serve cells (vllm serve)
+# How reports/serving-h200 is measured (issue 16): params/serving-h200.yaml on one H200 of the GPU machine,
+# from the repo root with .gpu/ carried (wheels-base, and the trimmed llama-cpp-python sdist or a prebuilt
+# llama.cpp build with llama-server) and the AIPerf and vLLM wheels received earlier through scripts/xfer.sh
+# (/tmp/xfer). A device call has a time limit, so the report is measured in phases sent back to back to the
+# same machine (its files stay while it is up); each call keeps the cells already "ok" and ends by tarring
+# the report folder.
+#   LLMPERF_NB_COMMIT=<sha> LLMPERF_NB_DIRTY=0 DEADLINE=540 scripts/gpu-jobs/serving-h200.sh 'PHASE ...' [OUT_TAR]
+#   PHASE: vllm    vLLM installed from the received wheels, then its serve cells (vllm serve)
 #          hf      the HF transformers sweeps (fp16, nf4)
+#          llama   llama-server built in the llama.cpp build (gpu-run.sh server), then its serve cells;
+#                  SAVE_BUILD=DIR writes that build (llama-server included) to DIR for the next machine
+#          sweep   the llama.cpp batch sweeps (int4, fp16)
 #          rest    whatever cell is not ok yet (the ExLlamaV2 rows only say why they are not run)
-# docs/serving.md has the calls in order and what each records.
+# Phases run in the order given, each cell only with RUN_NEED seconds left (lib.sh). docs/gpu-machine.md has
+# the calls in order and what each records.
 set -uo pipefail
 SITE_AIPERF=${SITE_AIPERF:-/tmp/site-aiperf}
 SITE_VLLM=${SITE_VLLM:-/tmp/site-vllm}
-PHASE=${1:?PHASE: sweep, llama, vllm, hf or rest}
+PHASES=${1:?PHASE: vllm, hf, llama, sweep or rest (several: quoted, in order)}
 
 install_received() {  # NAME SITE: unpack the wheels received by scripts/xfer.sh and install them into SITE
     local name=$1 site=$2 start=$SECONDS
@@ -36,37 +39,46 @@ aiperf_wrapper() {
     export AIPERF=/tmp/aiperf-bin/aiperf
 }
 
-case "$PHASE" in
-    llama|vllm|rest) aiperf_wrapper || { echo "gpu-job: AIPerf wheels missing (scripts/xfer.sh receive wheels-aiperf KK)"; exit 1; } ;;
-esac
-[ "$PHASE" = vllm ] && { install_received wheels-vllm "$SITE_VLLM" || exit 1; }
-[ "$PHASE" = llama ] && scripts/gpu-run.sh server
+has() { [[ " $PHASES " == *" $1 "* ]]; }
+for p in $PHASES; do
+    case "$p" in vllm|hf|llama|sweep|rest) ;; *) echo "unknown phase $p: vllm, hf, llama, sweep or rest" >&2; exit 2 ;; esac
+done
+if has llama || has vllm || has rest; then
+    aiperf_wrapper || { echo "gpu-job: AIPerf wheels missing (scripts/xfer.sh receive wheels-aiperf KK)"; exit 1; }
+fi
+if has vllm; then install_received wheels-vllm "$SITE_VLLM" || exit 1; fi
+if has llama; then
+    scripts/gpu-run.sh server
+    [ -n "${SAVE_BUILD:-}" ] && scripts/gpu-jobs/save-llama-build.sh "$SAVE_BUILD"
+fi
 export DEADLINE=$(( ${DEADLINE:-540} - SECONDS ))  # the deadline counts from this script's start
 source "$(dirname "$0")/lib.sh"
 [ -f "$SITE_VLLM/.installed" ] && export PYTHONPATH=$SITE_VLLM:$PYTHONPATH  # vLLM cells need it in any phase
 REPORT=${REPORT:-$OUTROOT/serving-h200}  # back here: its results/ become reports/serving-h200/results
 PARAMS=params/serving-h200.yaml
 nvidia-smi --query-gpu=name,uuid,memory.total,driver_version --format=csv,noheader
-case "$PHASE" in
-    sweep)
-        run "$PARAMS" "$REPORT" --only '*__llama_cpp__int4__sweep'
-        run "$PARAMS" "$REPORT" --only '*__llama_cpp__fp16__sweep'
-        ;;
-    llama)
-        [ -n "${LLAMA_SERVER:-}" ] || { echo "gpu-job: llama-server was not built (.gpu-build/llama-server-build.log)"; exit 1; }
-        run "$PARAMS" "$REPORT" --only '*__llama_cpp__*__serve'
-        ;;
-    vllm)
-        python3 -c "import vllm, torch; print('vllm', vllm.__version__, '| torch', torch.__version__)"
-        run "$PARAMS" "$REPORT" --only '*__vllm__int4__serve'
-        run "$PARAMS" "$REPORT" --only '*__vllm__fp16__serve'
-        ;;
-    hf)
-        run "$PARAMS" "$REPORT" --only '*__transformers-static__fp16__sweep'
-        run "$PARAMS" "$REPORT" --only '*__transformers-static__int4__sweep'
-        ;;
-    rest) run "$PARAMS" "$REPORT" ;;
-    *) echo "unknown phase $PHASE: sweep, llama, vllm, hf or rest" >&2; exit 2 ;;
-esac
+for p in $PHASES; do
+    case "$p" in
+        vllm)
+            python3 -c "import vllm, torch; print('vllm', vllm.__version__, '| torch', torch.__version__)"
+            RUN_NEED=200 run "$PARAMS" "$REPORT" --only '*__vllm__int4__serve'
+            RUN_NEED=150 run "$PARAMS" "$REPORT" --only '*__vllm__fp16__serve'
+            ;;
+        hf)
+            RUN_NEED=180 run "$PARAMS" "$REPORT" --only '*__transformers-static__fp16__sweep'
+            RUN_NEED=240 run "$PARAMS" "$REPORT" --only '*__transformers-static__int4__sweep'
+            ;;
+        llama)
+            [ -n "${LLAMA_SERVER:-}" ] || { echo "gpu-job: llama-server was not built (.gpu-build/llama-server-build.log)"; continue; }
+            RUN_NEED=120 run "$PARAMS" "$REPORT" --only '*__llama_cpp__int4__serve'
+            RUN_NEED=120 run "$PARAMS" "$REPORT" --only '*__llama_cpp__fp16__serve'
+            ;;
+        sweep)
+            RUN_NEED=150 run "$PARAMS" "$REPORT" --only '*__llama_cpp__int4__sweep'
+            RUN_NEED=150 run "$PARAMS" "$REPORT" --only '*__llama_cpp__fp16__sweep'
+            ;;
+        rest) run "$PARAMS" "$REPORT" ;;
+    esac
+done
 [ -n "${2:-}" ] && tar -czf "$2" "$REPORT"
 exit 0
