@@ -18,10 +18,11 @@ This module builds the argv and reads the per-request records it exports (``prof
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
-from .exceptions import EngineError, ParseError
+from .exceptions import EngineError, LlmPerfError, ParseError
 
 TOOL = "aiperf"
 RECORDS_FILE = "profile_export.jsonl"
@@ -73,6 +74,11 @@ def argv(
         f"min_tokens:{output_len}",
         "--random-seed",
         str(seed),
+        # a new connection for every request: with AIPerf's pool (the default), a request sent on a kept-alive
+        # connection that llama-server had just closed failed 0.7 ms after it started (ServerDisconnectedError,
+        # 1 of 256 at concurrency 64 on an H200, 2026-11-30); on 127.0.0.1 a connect costs microseconds
+        "--connection-reuse-strategy",
+        "never",
         "--output-artifact-dir",
         str(out),
         "--export-level",
@@ -176,13 +182,19 @@ def executable() -> str:
 
 @lru_cache(maxsize=1)
 def version() -> str:
-    """The installed AIPerf's version, from its environment's metadata (next to its executable)."""
-    from pathlib import Path
+    """The installed AIPerf's version: from its environment's metadata next to its executable (a venv), else
+    as ``aiperf --version`` prints it (a wrapper script, as on the GPU machine: docs/gpu-machine.md)."""
+    from . import process
 
     exe = Path(executable()).resolve()
     for meta in exe.parent.parent.glob("lib/python3*/site-packages/aiperf-*.dist-info"):
         return meta.name[len("aiperf-") : -len(".dist-info")]
-    return "unknown version"
+    try:
+        said = process.run([str(exe), "--version"], timeout=120, check=False).output
+    except (OSError, LlmPerfError):  # a version is a label: it never fails a measured level
+        said = ""
+    found = re.search(r"^\s*v?(\d+\.\d+\.\d+\S*)\s*$", said, re.M)
+    return found.group(1) if found else "unknown version"
 
 
 def describe() -> dict:

@@ -124,7 +124,8 @@ def _serve_problems(point: dict, ok: list[dict], reqs: list[dict], workload: dic
     if not reqs:
         problems.append("no request was made")
     if len(ok) < len(reqs):
-        problems.append(f"{len(reqs) - len(ok)} of {len(reqs)} requests failed")
+        errors = sorted({r.get("error") or "no error given" for r in reqs if r.get("error")})
+        problems.append(f"{len(reqs) - len(ok)} of {len(reqs)} requests failed: {'; '.join(errors)[:300]}")
     counts = sorted({r["output_tokens"] for r in ok})
     if ok and counts != [workload["output_len"]]:
         problems.append(f"requests returned {', '.join(map(str, counts))} tokens, not exactly {workload['output_len']}")

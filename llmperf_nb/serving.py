@@ -107,9 +107,11 @@ def wait_healthy(server, base: str, log: Path, deadline: float) -> float:
     t0 = time.monotonic()
     while True:
         if server.poll() is not None:
+            text = log.read_text(errors="replace")
+            cause = process.first_error(text)  # the first line: what a report's one-line reason shows
             raise EngineError(
-                f"the server exited (code {server.returncode}) before it was ready; "
-                f"its log ({log.name}) ends:\n{process.tail(log.read_text(errors='replace'))}"
+                f"the server exited (code {server.returncode}) before it was ready"
+                + (f": {cause}" if cause else "") + f"; its log ({log.name}) ends:\n{process.tail(text)}"
             )
         if time.monotonic() > deadline:
             raise StepTimeout(

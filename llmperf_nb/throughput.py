@@ -4,7 +4,7 @@ at batch B. The single workload's tables are :mod:`llmperf_nb.analysis`."""
 
 from __future__ import annotations
 
-from . import results, roofline
+from . import process, results, roofline
 from .analysis import engine_column, gpu_label, ordered, short_model
 from .points import key as point_key
 
@@ -25,7 +25,15 @@ def _who(d: dict) -> dict:
 
 def _not_run(d: dict) -> dict:
     word = "not run" if d["status"] == "skipped" else "failed"
-    return {**_who(d), "status": f"{word}: {(d.get('error') or {}).get('message', '')}"[:200]}
+    # the message's first line, and the line of its text or log tail that reads like the cause when the first
+    # does not give it (results written before the server's failure named it); the rest is in the result file
+    error = d.get("error") or {}
+    message = error.get("message") or ""
+    first = message.splitlines()[0] if message else "no reason recorded"
+    rest = (message[len(first):] + "\n" + (error.get("log_tail") or "")).splitlines()
+    cause = process.first_error("\n".join(line for line in rest if first not in line))
+    reason = f"{first} {cause}" if cause and cause not in first else first
+    return {**_who(d), "status": f"{word}: {reason}"[:300]}
 
 
 def sweep_rows(docs: list[dict]) -> list[dict]:
@@ -194,7 +202,7 @@ def sweep_markdown(docs: list[dict]) -> str:
 def not_run_lines(docs: list[dict]) -> list[str]:
     """A line per sweep or serving cell that was not measured, and why (an engine with no batched API)."""
     return [
-        f"{r['engine']} ({r['model']}, {r['gpu']}): {r['status']}"
+        f"{r['engine']} ({r['model']}, {r['gpu']}, {r['quantization']}): {r['status']}"
         for r in [*sweep_rows(docs), *serve_rows(docs)]
         if r["status"] != "ok"
     ]

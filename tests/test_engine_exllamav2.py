@@ -370,3 +370,44 @@ def test_crosscheck_note_says_how_much_the_host_side_pick_accounts_for():
     # 1000 / 220 = 4.545 ms a token; + 0.4545 ms is 10 % more time per token
     assert "(+10.0%)" in note and "0.455 ms a token" in note and "accounts for +10.0% of the difference" in note
     assert "host-side" not in crosscheck_note({**check, "host_sampling": {"tool": "x", "error": "E: boom"}})
+
+
+def test_crosscheck_note_gives_the_forward_split_of_both_sides():
+    from llmperf_nb.engines.base import crosscheck_note
+
+    check = {"tool": "ExLlamaV2 dynamic generator", "decode_tok_s_mean": 140.0, "harness_decode_tok_s_mean": 158.0,
+             "difference": 0.13,
+             "forward_split": {"harness": {"forward_ms": 6.1, "outside_ms": 0.2, "steps": 255},
+                               "generator": {"forward_ms": 6.12, "outside_ms": 1.01, "steps": 256}}}
+    note = crosscheck_note(check)
+    assert "forward took 6.120 ms in the generator and 6.100 ms in the harness" in note
+    assert "the rest of the loop 1.010 ms and 0.200 ms" in note
+    # a split that failed says nothing of it (the error is in build.crosscheck.forward_split)
+    assert "forward took" not in crosscheck_note({**check, "forward_split": {"tool": "forward split", "error": "E"}})
+
+
+def test_forward_split_times_the_decode_calls_and_the_rest_of_the_loop():
+    # the arithmetic of _split on a model whose forward sleeps 20 ms while the loop sleeps 10 ms a step
+    # (ExLlamaV2 needs a CUDA GPU: the real split runs in the GPU cells' cross-check)
+    import time
+    import types
+
+    from llmperf_nb.drivers import exllamav2 as driver
+
+    class Model:
+        def forward(self, *a):
+            time.sleep(0.02)
+
+    model = Model()
+    torch = types.SimpleNamespace(cuda=types.SimpleNamespace(synchronize=lambda: None))
+
+    def run(_):
+        model.forward()  # the prefill: not a decode step
+        for _ in range(5):
+            time.sleep(0.01)
+            model.forward()
+
+    split = driver._split(torch, model, "forward", run)
+    assert split["steps"] == 5
+    assert 19 < split["forward_ms"] < 40 and 9 < split["outside_ms"] < 30
+    assert "forward" not in vars(model)  # the timing wrapper is gone

@@ -196,7 +196,65 @@ def crosscheck(torch, model, cache, args, ids: list[int], doc: dict) -> dict:
                                    eos_reasons=sorted({r["eos_reason"] for r in runs}))
     out["host_sampling"] = common.guarded_crosscheck("host-side greedy pick", _host_sampling, torch, model, cache,
                                                      tokenizer, ids, args.gen_len)
+    out["forward_split"] = common.guarded_crosscheck("forward split", _forward_split, torch, model, cache, generator,
+                                                     ids, args)
     return out
+
+
+def _forward_split(torch, model, cache, generator, ids: list[int], args) -> dict:
+    """Where each decoded token's time goes, harness against generator, after the measured runs (one more of
+    each, untimed for the tables): the model's forward, up to the GPU's end of it (a synchronize after each
+    call: both sides wait for the logits right after it anyway, the harness in ``.item()``, the generator in
+    its copy to the host), and everything outside it (the harness's argmax; the generator's host pick, job
+    bookkeeping and text decoding). Equal forwards and a larger outside are a measured explanation of a gap."""
+    from exllamav2.generator import ExLlamaV2DynamicJob, ExLlamaV2Sampler
+
+    stepper = Stepper(torch, model, cache)
+
+    def harness(_):
+        stepper.reset()
+        token = stepper.prefill(ids)
+        for _ in range(args.gen_len - 1):
+            token = stepper.decode(token)
+
+    def generator_run(_):
+        generator.enqueue(ExLlamaV2DynamicJob(input_ids=torch.tensor([ids], dtype=torch.long),
+                                              max_new_tokens=args.gen_len, stop_conditions=None,
+                                              gen_settings=ExLlamaV2Sampler.Settings.greedy()))
+        _drain(generator)
+
+    return {"harness": _split(torch, model, "forward", harness),
+            "generator": _split(torch, model, "forward_chunk", generator_run),
+            "what": "ms per decoded token: the model's forward (synchronized at its end) and the rest of the loop"}
+
+
+def _split(torch, model, method: str, run) -> dict:
+    """Run ``run`` once with ``model.<method>`` timed: the decode steps are the calls after the first (the
+    prefill); the window is from the prefill's end to the last call's end."""
+    import time
+
+    calls = []
+    original = getattr(model, method)
+
+    def timed(*a, **kw):
+        t0 = time.perf_counter()
+        out = original(*a, **kw)
+        torch.cuda.synchronize()
+        calls.append((t0, time.perf_counter()))
+        return out
+
+    setattr(model, method, timed)  # an instance attribute over the class's method, removed below
+    try:
+        common.untouched_by_gc(run)
+    finally:
+        delattr(model, method)
+    steps = calls[1:]
+    if not steps:
+        raise RuntimeError(f"model.{method} was called {len(calls)} time(s): no decode step to time")
+    window = steps[-1][1] - calls[0][1]
+    inside = sum(end - start for start, end in steps)
+    return {"forward_ms": inside * 1e3 / len(steps), "outside_ms": (window - inside) * 1e3 / len(steps),
+            "steps": len(steps)}
 
 
 def _host_sampling(torch, model, cache, tokenizer, ids: list[int], n: int) -> dict:

@@ -320,6 +320,12 @@ def crosscheck_note(check: dict) -> str:
         harness_ms = 1e3 / check["harness_decode_tok_s_mean"]
         line += (f"; the generator's host-side greedy pick alone takes {pick['ms_per_token']:.3f} ms a token, "
                  f"which accounts for {(harness_ms + pick['ms_per_token']) / harness_ms - 1:+.1%} of the difference")
+    split = check.get("forward_split") or {}
+    if split.get("harness") and split.get("generator"):
+        h, g = split["harness"], split["generator"]
+        line += (f"; per decoded token, the model's forward took {g['forward_ms']:.3f} ms in the generator and "
+                 f"{h['forward_ms']:.3f} ms in the harness, the rest of the loop {g['outside_ms']:.3f} ms and "
+                 f"{h['outside_ms']:.3f} ms (one more run of each, forwards synchronized)")
     return line
 
 

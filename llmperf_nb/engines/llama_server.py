@@ -61,7 +61,12 @@ def _find_or_build(cache_dir: Path, backend: str, run) -> dict:
     if given:
         if not os.access(given, os.X_OK):
             raise EngineError(f"LLAMA_SERVER={given} is not an executable file")
-        return {"path": given, "source": "LLAMA_SERVER (built elsewhere)", "cached": True}
+        lib = os.environ.get("LLAMA_CPP_LIB_PATH")
+        same = lib and Path(given).resolve().parent == Path(lib).resolve()
+        # scripts/gpu-run.sh builds it in the CMake build folder of the library the bindings load
+        source = ("LLAMA_SERVER, beside the libllama the bindings load (one build)" if same
+                  else "LLAMA_SERVER (built elsewhere)")
+        return {"path": given, "source": source, "cached": True}
     version = bindings_version()
     sdist = _sdist(cache_dir / "llama-server" / "src", version, run)
     digest = _sha256(sdist)

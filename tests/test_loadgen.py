@@ -1,0 +1,81 @@
+"""AIPerf's exported records (llmperf_nb/loadgen.py) read into a serve point, on records captured on an H200."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+
+from llmperf_nb import loadgen, points
+
+DATA = Path(__file__).parent / "data" / "aiperf"
+SCHEMA = Path(loadgen.__file__).parent / "schema" / "result.schema.json"
+WORKLOAD = {"kind": "serve", "concurrency": [64], "input_len": 512, "output_len": 256, "rounds": 4,
+            "slo": {"ttft_ms": 500, "tpot_ms": 50}}
+
+
+def test_the_level_command_opens_a_connection_per_request(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIPERF", "/opt/aiperf")  # the command is built, not run
+    argv = loadgen.argv("http://127.0.0.1:1", "m", tmp_path, 4, 16, 512, 256, tmp_path, 0)
+    assert argv[argv.index("--connection-reuse-strategy") + 1] == "never"
+
+
+def test_a_failed_request_is_kept_in_the_point_and_marks_the_level():
+    records, duration = loadgen.parse(DATA)
+    assert [r.get("error") for r in records] == [None, None, "ServerDisconnectedError('Server disconnected')"]
+    failed = records[2]
+    assert failed["ttft_s"] is None and failed["e2e_s"] is None and failed["output_tokens"] == 0
+    assert [r["output_tokens"] for r in records[:2]] == [256, 256]
+    assert duration > 8  # the two completed requests took about 8.6 s each
+
+    point = points.summarize("serve", {"concurrency": 64, "requests": records, "duration_s": duration,
+                                       "server_tokens": None}, WORKLOAD)
+    assert point["completed"] == 2 and point["errored"] == 1
+    assert point["problems"] == ["1 of 3 requests failed: ServerDisconnectedError('Server disconnected')"]
+    assert point["token_check"]["client_streamed"] == 512
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.validate(point, {**schema["$defs"]["serve_point"], "$defs": schema["$defs"]})
+
+
+def test_the_version_of_an_aiperf_behind_a_wrapper_is_what_it_prints(tmp_path, monkeypatch):
+    # the GPU machine runs AIPerf through a shell wrapper (no venv metadata beside it): its --version answers
+    wrapper = tmp_path / "aiperf"
+    wrapper.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 0.13.0\n")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("AIPERF", str(wrapper))
+    loadgen.version.cache_clear()
+    try:
+        assert loadgen.version() == "0.13.0"
+        wrapper.write_text("#!/bin/sh\nexit 1\n")
+        loadgen.version.cache_clear()
+        assert loadgen.version() == "unknown version"
+    finally:
+        loadgen.version.cache_clear()
+
+
+def test_a_server_that_died_at_start_is_named_by_its_cause_in_the_report():
+    # the result of a vLLM serve cell on an H200 (2026-11-30), written when the message's first line gave no cause
+    from llmperf_nb import throughput
+
+    doc = json.loads((Path(__file__).parent / "data" / "results" / "vllm-serve-died-at-start.json").read_text())
+    [line] = throughput.not_run_lines([doc])
+    assert line.endswith("ends: ModuleNotFoundError: No module named 'uvicorn'"), line
+    assert "vLLM (Llama2-7B, H200 141GB, int4): failed: the server exited (code 1)" in line
+
+
+def test_a_server_that_exits_before_it_is_ready_fails_with_its_cause_first(tmp_path):
+    # a real process that dies at import, as vLLM's server did without uvicorn
+    import sys
+    import time
+
+    import pytest
+
+    from llmperf_nb import process, serving
+    from llmperf_nb.exceptions import EngineError
+
+    log = tmp_path / "server.log"
+    with process.background([sys.executable, "-c", "import uvicorn_is_not_here"], log) as server:
+        with pytest.raises(EngineError) as caught:
+            serving.wait_healthy(server, f"http://127.0.0.1:{serving.free_port()}", log, time.monotonic() + 60)
+    first = str(caught.value).splitlines()[0]
+    assert first == ("the server exited (code 1) before it was ready: ModuleNotFoundError: No module named "
+                     "'uvicorn_is_not_here'; its log (server.log) ends:")
