@@ -5,7 +5,7 @@ at batch B. The single workload's tables are :mod:`llmperf_nb.analysis`."""
 from __future__ import annotations
 
 from . import process, results, roofline
-from .analysis import engine_column, gpu_label, ordered, short_model
+from .analysis import NOT_CLEAN, engine_column, gpu_label, ordered, short_model
 from .points import key as point_key
 
 
@@ -123,6 +123,7 @@ def latency_markdown(docs: list[dict]) -> str:
         "Model",
         "GPU",
         "Engine",
+        "Quantization",
         "c",
         "output tok/s",
         "tok/s/user",
@@ -133,7 +134,7 @@ def latency_markdown(docs: list[dict]) -> str:
         "ITL p50/p90/p99 ms",
         "tokens server/client",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["--:"] * (len(head) - 3)) + "|"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 4 + ["--:"] * (len(head) - 4)) + "|"]
     for r in rows:
         trio = [" / ".join(_f(r[f"{m}_{q}_ms"]) for q in ("p50", "p90", "p99")) for m in ("ttft", "tpot", "itl")]
         lines.append(
@@ -143,8 +144,9 @@ def latency_markdown(docs: list[dict]) -> str:
                     r["model"],
                     r["gpu"],
                     r["engine"],
+                    r["quantization"],
                     str(r["concurrency"]),
-                    _f(r["output_tok_s"]),
+                    _f(r["output_tok_s"]) + _mark(r),
                     _f(r["tok_s_per_user"]),
                     _f(r["requests_per_s"], 3),
                     _f(r["goodput_req_s"], 3),
@@ -154,7 +156,7 @@ def latency_markdown(docs: list[dict]) -> str:
             )
             + " |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _unclean_footnote(rows, "level")
 
 
 def sweep_markdown(docs: list[dict]) -> str:
@@ -187,7 +189,7 @@ def sweep_markdown(docs: list[dict]) -> str:
                     r["quantization"],
                     str(r["batch"]),
                     str(r["prompt"]),
-                    f"{_f(r['decode_tok_s'])} ± {_f(r['decode_std'])}",
+                    f"{_f(r['decode_tok_s'])} ± {_f(r['decode_std'])}" + _mark(r),
                     _f(r["per_seq_tok_s"]),
                     _f(r["prefill_tok_s"]),
                     f"{_f(r['step_p50_ms'])} / {_f(r['step_p99_ms'])}",
@@ -196,6 +198,28 @@ def sweep_markdown(docs: list[dict]) -> str:
             )
             + " |"
         )
+    return "\n".join(lines) + "\n" + _unclean_footnote(rows, "point")
+
+
+def _mark(row: dict) -> str:
+    """✗ after a number whose point or level has problems (not a clean number: left out of compare)."""
+    return f" {NOT_CLEAN}" if row.get("problems") else ""
+
+
+def _unclean_footnote(rows: list[dict], what: str) -> str:
+    """Below a table: each configuration's problems, with how many of its points or levels have them."""
+    found: dict[tuple, dict[str, int]] = {}
+    for r in rows:
+        if r.get("problems"):
+            counts = found.setdefault((r["model"], r["gpu"], r["engine"], r["quantization"]), {})
+            counts[r["problems"]] = counts.get(r["problems"], 0) + 1
+    if not found:
+        return ""
+    lines = [f"\n{NOT_CLEAN} not a clean number, left out of comparisons:\n"]
+    for (model, gpu, engine, quant), counts in found.items():
+        total = sum(1 for r in rows if (r["model"], r["gpu"], r["engine"], r["quantization"]) == (model, gpu, engine, quant))
+        said = "; ".join(f"{problem} ({n} of {total} {what}s)" for problem, n in counts.items())
+        lines.append(f"- {engine}, {quant} ({model}, {gpu}): {said}")
     return "\n".join(lines) + "\n"
 
 

@@ -5,6 +5,7 @@
 #   scripts/gpu-run.sh run PARAMS [ARGS]  prepare, then `llmperf-nb run PARAMS ARGS`
 #   scripts/gpu-run.sh env                print the exports that make the prepared tools visible
 #   scripts/gpu-run.sh server             prepare, then build llama-server in the same llama.cpp build
+#   scripts/gpu-run.sh stage              unpack a carried prebuilt llama.cpp build (and the bindings' sdist)
 #
 # One CMake build of the llama.cpp vendored in llama-cpp-python gives both the shared library the
 # Python bindings load (LLAMA_CPP_LIB_PATH) and llama-bench for the cross-check, so the harness and
@@ -70,19 +71,37 @@ install_mlc() {
     fi
 }
 
+extract_bindings() {
+    # the Python side of llama-cpp-python (its llama_cpp/ folder) from the carried sdist, once: it stays in
+    # $BUILD, so a later call on the same machine need not carry the sdist again
+    [ -d "$LCP" ] || [ ! -f "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" ] \
+        || tar -xzf "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" -C "$BUILD"
+}
+
+unpack_prebuilt() {
+    # same CUDA and path as the machine that built it: its RUNPATH points into $LLAMA/bin
+    compgen -G "$PREBUILT/llama-cuda.txz.*" >/dev/null || return 1
+    cat "$PREBUILT"/llama-cuda.txz.* | tar -xJf - -C "$BUILD"
+    log "llama.cpp: using the carried build in $PREBUILT ($(ls "$LLAMA/bin" | grep -c '^llama-') programs:" \
+        "$(cd "$LLAMA/bin" && ls llama-* | tr '\n' ' '))"
+}
+
+stage() {
+    # a call of its own for the prebuilt build (43 MB with llama-server): with wheels beside it, a call
+    # would carry more than the 64 MiB it may; what it unpacks stays in $BUILD for the next calls
+    mkdir -p "$BUILD"
+    extract_bindings
+    unpack_prebuilt || { log "nothing to stage: no $PREBUILT/llama-cuda.txz.*"; return 1; }
+}
+
 build_llama_cpp() {
+    extract_bindings
     [ -x "$LLAMA/bin/llama-bench" ] && return
-    if compgen -G "$PREBUILT/llama-cuda.txz.*" >/dev/null; then
-        # same CUDA and path as the machine that built it: its RUNPATH points into $LLAMA/bin
-        cat "$PREBUILT"/llama-cuda.txz.* | tar -xJf - -C "$BUILD"
-        log "llama.cpp: using the carried build in $PREBUILT"
-        return
-    fi
+    unpack_prebuilt && return
     if [ ! -d "$LCP/vendor/llama.cpp" ] && [ ! -f "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" ]; then
         log "llama.cpp: nothing carried (no prebuilt build, no sdist): not built"  # e.g. a vLLM-only job
         return 0
     fi
-    [ -d "$LCP" ] || tar -xzf "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" -C "$BUILD"
     log "building llama.cpp (CUDA sm_$CUDA_ARCH, shared libraries + llama-bench) with $JOBS jobs"
     local start=$SECONDS
     # GIT_DIR: the sources sit inside this repo, and llama.cpp's build-info would record this repo's
@@ -144,5 +163,6 @@ case "${1:-}" in
     env) exports ;;
     run) shift; prepare; eval "$(exports)"; exec python3 -m llmperf_nb.cli run "$@" ;;
     server) prepare; build_llama_server ;;
-    *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+    stage) stage ;;
+    *) sed -n '2,10p' "$0" >&2; exit 2 ;;
 esac

@@ -209,6 +209,8 @@ class TestCpuServing:
             assert doc["status"] == "ok", doc["error"]
             assert len(doc["points"]) == len(SWEEP["batch_sizes"]) * len(SWEEP["prompt_lengths"])
             assert "static cache of batch B" in doc["engine_version"]
+            # on the CPU its repetitions decode identical tokens (on an H200 they did not: reports/serving-h200)
+            assert [p["problems"] for p in doc["points"]] == [[]] * len(doc["points"])
 
     def test_llama_server_levels_hold_raw_requests_and_their_statistics(self, served):
         out, _, docs = served
@@ -243,10 +245,30 @@ class TestCpuServing:
         readme = (out / "README.md").read_text()
         assert "## Batch sweeps" in readme and "## Serving" in readme
         c4 = docs["tiny-llama__cpu__llama_cpp__int4__serve"]["points"][1]
-        assert f"| tiny-llama | CPU | llama.cpp | 4 | {c4['output_tok_s']:.1f} |" in readme
+        assert f"| tiny-llama | CPU | llama.cpp | int4 | 4 | {c4['output_tok_s']:.1f} |" in readme
         assert "HF transformers (tiny-llama, CPU, fp16): not run: HF transformers: no server of its own" in readme
         html = (out / "index.html").read_text()
         assert "Pareto" in html and "data:image/png;base64," in html
+
+    def test_a_point_or_level_with_problems_is_marked_in_its_table_and_explained_below(self, served):
+        import copy
+
+        from llmperf_nb import throughput
+
+        docs = served[2]
+        sweep = copy.deepcopy(docs["tiny-llama__cpu__llama_cpp__int4__sweep"])
+        sweep["points"][0]["problems"] = ["the 3 repetitions decoded 2 different token sequences"]
+        table = throughput.sweep_markdown([sweep])
+        rows = [line for line in table.splitlines() if line.startswith("| tiny-llama")]
+        assert "✗" in rows[0] and not any("✗" in r for r in rows[1:])
+        n = len(sweep["points"])
+        assert (f"- llama.cpp, int4 (tiny-llama, CPU): the 3 repetitions decoded 2 different token sequences "
+                f"(1 of {n} points)") in table
+        serve = copy.deepcopy(docs["tiny-llama__cpu__llama_cpp__int4__serve"])
+        serve["points"][1]["problems"] = ["1 of 8 requests failed: ServerDisconnectedError('Server disconnected')"]
+        table = throughput.latency_markdown([serve])
+        assert f"| int4 | 4 | {serve['points'][1]['output_tok_s']:.1f} ✗ |" in table
+        assert "(1 of 2 levels)" in table
 
     def test_compare_matches_points(self, served):
         out = served[0]
