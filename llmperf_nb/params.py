@@ -163,6 +163,7 @@ def from_dict(raw: Any, *, source: str = "<params>", default_name: str = "run") 
     kw["gpus"] = [_gpu(fail, g) for g in _list(fail, raw, "gpus")]
     kw["engines"] = [_engine(fail, e) for e in _list(fail, raw, "engines")]
     _check_quantizations(fail, kw)
+    _check_distinct_ids(fail, kw)
     kw["local_weights"] = _local_weights(fail, raw.get("local_weights", {}), kw["models"])
     kw["workloads"] = _workloads(fail, raw.get("workloads", [workloads.SINGLE]), kw.get("gen_len", 256))
     for model in kw["models"]:
@@ -295,6 +296,19 @@ def _check_quantizations(fail, kw) -> None:
             engines.registry[e.name].weight_format(e.quantization or kw.get("quantization", "int4"))
         except ConfigError as err:
             raise fail(f"engines.{e.name}", str(err)) from None
+
+
+def _check_distinct_ids(fail, kw) -> None:
+    """Two entries whose cells would share an id (the label is the options' values, in their keys' order)
+    would write one folder; refused, naming both, rather than one result silently replacing the other."""
+    seen: dict[tuple, EngineChoice] = {}
+    for e in kw["engines"]:
+        key = (e.label, e.quantization or kw.get("quantization", "int4"))
+        if key in seen and seen[key] != e:
+            first = seen[key]
+            raise fail("engines", f"{e.name} with options {short(first.options)} and with {short(e.options)} would both "
+                                  f"be cells '{e.label}__{key[1]}'; put one of them in a params file of its own")
+        seen[key] = e
 
 
 def _local_weights(fail, value, model_names) -> dict[str, str]:

@@ -179,6 +179,16 @@ VLLM_PINS=(
   cachetools==8.0.2
   setproctitle==1.3.8
   diskcache==5.6.3
+  # the OpenAI server's (`python -m vllm.entrypoints.openai.api_server`, the serve workload): on 2026-11-30
+  # it died without uvicorn; these five make its import, app build, /health and /metrics work (checked on
+  # a CPython 3.12 stand-in of the image): uvicorn (launcher), watchfiles (serve/utils/ssl.py),
+  # model-hosting-container-standards + jmespath (the SageMaker router api_server imports),
+  # prometheus-fastapi-instrumentator (/metrics, loaded only when the app is built, after the engine)
+  uvicorn==0.54.0
+  watchfiles==1.3.0
+  model-hosting-container-standards==0.1.16
+  jmespath==1.1.0
+  prometheus-fastapi-instrumentator==8.1.0
 )
 
 # Ray 2.60.0 for `llmperf-nb run --executor ray` (docs/ray.md, scripts/gpu-jobs/ray-one-cell.sh): the

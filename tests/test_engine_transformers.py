@@ -3,6 +3,7 @@ synthetic HF checkpoint, and real CPU runs of its driver on the tiny Llama."""
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,22 @@ def test_gpu_run(tiny_checkpoint, tmp_path, quantization, options):
     m, raw = run_cell(c, tiny_checkpoint, tmp_path)
     assert [s["gen_tokens"] for s in m.samples] == [32, 32] and all(s["decode_tok_s"] > 0 for s in m.samples)
     assert raw["settings"]["torch_max_memory_allocated_bytes"] > 0
+
+
+def test_the_deterministic_option_turns_on_torchs_deterministic_algorithms(monkeypatch):
+    import types
+
+    torch = pytest.importorskip("torch")
+    from llmperf_nb.drivers import transformers as driver
+    from llmperf_nb.options.transformers import Options
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    assert driver._deterministic(torch, types.SimpleNamespace(opts=Options())) is False
+    assert not torch.are_deterministic_algorithms_enabled() and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    try:
+        assert driver._deterministic(torch, types.SimpleNamespace(opts=Options(deterministic=True))) is True
+        assert torch.are_deterministic_algorithms_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)

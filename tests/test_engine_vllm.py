@@ -504,3 +504,17 @@ def test_driver_runs_the_crosscheck_first_and_stores_it(fake_vllm, tmp_path, mon
     assert check["error"] == "RuntimeError: no GPU" and len(doc["samples"]) == 3
     assert check["tool"] == "vllm bench latency" and check["argv"][:3] == ["vllm", "bench", "latency"]
     assert crosscheck_note(check).startswith("cross-check: vllm bench latency failed")
+
+
+@pytest.mark.parametrize("log, version", [
+    # vLLM 0.25.0's logo lines, as its server printed them (captured on the CPU stand-in of the GPU image)
+    ((Path(__file__).parent / "data" / "vllm" / "server-banner-0.25.0.log").read_text(), "0.25.0"),
+    ("(APIServer pid=1) INFO 11-30 06:04:29 [api_utils.py:270] vLLM server version 0.25.0, serving model m\n",
+     "0.25.0"),
+    ("INFO 01-01 00:00:00 [api_server.py:1] vLLM API server version 0.11.0\n", "0.11.0"),
+])
+def test_the_server_version_is_read_from_its_log(log, version):
+    from llmperf_nb.engines.vllm import Vllm
+
+    said = Vllm().server_version(None, None, log)
+    assert said == f"vLLM {version} (OpenAI-compatible server)"

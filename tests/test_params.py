@@ -137,3 +137,19 @@ def test_an_option_must_be_finite():
                           "engines": [{"name": "vllm", "gpu_memory_utilization": float("nan")}]})
     with pytest.raises(ConfigError, match="out of range"):
         params.from_dict({"models": ["tiny-llama"], "gpus": ["cpu"], "engines": [{"name": "llama_cpp", "threads": 10**20}]})
+
+
+def test_two_engine_entries_that_would_share_a_cell_id_are_refused_naming_both(tmp_path):
+    # the label is the options' values in their keys' order: static + compile and static + deterministic
+    # both read "transformers-static-True"; one would write over the other's folder
+    path = tmp_path / "p.yaml"
+    path.write_text("name: d\nmodels: [tiny-llama]\ngpus: [cpu]\nengines:\n"
+                    "  - {name: transformers, quantization: fp16, cache: static, compile: true}\n"
+                    "  - {name: transformers, quantization: fp16, cache: static, deterministic: true}\n")
+    with pytest.raises(ConfigError) as caught:
+        params.load(path)
+    said = str(caught.value)
+    assert "'compile': True" in said and "'deterministic': True" in said
+    assert "would both be cells 'transformers-static-True__fp16'" in said and "\n" not in said
+    done = cli("run", path, "--out", tmp_path / "out")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and not (tmp_path / "out").exists()

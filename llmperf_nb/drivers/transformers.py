@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 import time
 
@@ -130,6 +131,17 @@ def sweep(args) -> None:
     common.write(doc, args.out)
 
 
+def _deterministic(torch, args) -> bool:
+    """The ``deterministic`` option, before anything runs on the device: torch's deterministic algorithms
+    (an op without one raises, naming itself) and cuBLAS's fixed workspace, which it reads when its handle
+    is made (the first matmul)."""
+    if not args.opts.deterministic:
+        return False
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+    torch.use_deterministic_algorithms(True)
+    return True
+
+
 def load(torch, args):
     """The model on its device(s), and facts about how it was loaded."""
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -137,7 +149,7 @@ def load(torch, args):
     dtype = getattr(torch, args.opts.dtype)
     kw = {"dtype": dtype, "attn_implementation": args.opts.attn}
     devices = _devices(torch, args)
-    facts = {"placement": _placement(args, devices)}
+    facts = {"placement": _placement(args, devices), "deterministic": _deterministic(torch, args)}
     if args.random_init:
         config = AutoConfig.from_pretrained(args.model)
         model = _random_model(torch, config, kw, devices, args.seed)

@@ -127,7 +127,10 @@ class Vllm(Engine):
         return argv + (["--enforce-eager"] if opts.enforce_eager else [])
 
     def server_version(self, cell: Cell, prepared: Prepared, log: str) -> str:
-        found = re.search(r"vLLM API server version ([\w.+-]+)", log)
+        # "vLLM API server version X" (older); 0.25's logo line ends "version X", or with the logo off
+        # (VLLM_DISABLE_LOG_LOGO=1) "vLLM server version X, serving model ..."
+        found = re.search(r"vLLM (?:API )?server version ([\w.+-]+?),?\s", log) or re.search(
+            r"\[api_utils\.py:\d+\].*\bversion ([0-9][\w.+-]*)\s*$", log, re.M)
         return f"vLLM {found.group(1)} (OpenAI-compatible server)" if found else "vLLM (OpenAI-compatible server)"
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:

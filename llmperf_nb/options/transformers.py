@@ -17,6 +17,9 @@ class Options:
     dtype: Literal["float16", "bfloat16", "float32"] | None = None
     # also time transformers' own generate() on the same model and cache kind, in the same command
     crosscheck: bool = False
+    # torch.use_deterministic_algorithms(True) and cuBLAS's fixed workspace (CUBLAS_WORKSPACE_CONFIG=:4096:8):
+    # tells a non-deterministic kernel from state carried between repetitions when tokens differ
+    deterministic: bool = False
 
     def validate(self):
         if self.compile and self.cache != "static":
