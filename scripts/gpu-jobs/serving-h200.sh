@@ -12,12 +12,13 @@
 #                  SAVE_BUILD=DIR writes that build (llama-server included) to DIR for the next machine
 #          sweep   the llama.cpp batch sweeps (int4, fp16)
 #          rest    whatever cell is not ok yet (the ExLlamaV2 rows only say why they are not run)
+#          hfdet   params/hf-determinism-h200.yaml: HF sweep points with deterministic algorithms off and on
 # Phases run in the order given, each cell only with RUN_NEED seconds left (lib.sh). docs/gpu-machine.md has
 # the calls in order and what each records.
 set -uo pipefail
 SITE_AIPERF=${SITE_AIPERF:-/tmp/site-aiperf}
 SITE_VLLM=${SITE_VLLM:-/tmp/site-vllm}
-PHASES=${1:?PHASE: vllm, hf, llama, sweep or rest (several: quoted, in order)}
+PHASES=${1:?PHASE: vllm, hf, llama, sweep, rest or hfdet (several: quoted, in order)}
 
 install_received() {  # NAME SITE: unpack the wheels received by scripts/xfer.sh and install them into SITE
     local name=$1 site=$2 start=$SECONDS
@@ -41,7 +42,7 @@ aiperf_wrapper() {
 
 has() { [[ " $PHASES " == *" $1 "* ]]; }
 for p in $PHASES; do
-    case "$p" in vllm|hf|llama|sweep|rest) ;; *) echo "unknown phase $p: vllm, hf, llama, sweep or rest" >&2; exit 2 ;; esac
+    case "$p" in vllm|hf|llama|sweep|rest|hfdet) ;; *) echo "unknown phase $p: vllm, hf, llama, sweep, rest or hfdet" >&2; exit 2 ;; esac
 done
 if has llama || has vllm || has rest; then
     aiperf_wrapper || { echo "gpu-job: AIPerf wheels missing (scripts/xfer.sh receive wheels-aiperf KK)"; exit 1; }
@@ -56,6 +57,7 @@ source "$(dirname "$0")/lib.sh"
 [ -f "$SITE_VLLM/.installed" ] && export PYTHONPATH=$SITE_VLLM:$PYTHONPATH  # vLLM cells need it in any phase
 REPORT=${REPORT:-$OUTROOT/serving-h200}  # back here: its results/ become reports/serving-h200/results
 PARAMS=params/serving-h200.yaml
+DETERMINISM=$OUTROOT/hf-determinism-h200
 nvidia-smi --query-gpu=name,uuid,memory.total,driver_version --format=csv,noheader
 for p in $PHASES; do
     case "$p" in
@@ -78,7 +80,8 @@ for p in $PHASES; do
             RUN_NEED=150 run "$PARAMS" "$REPORT" --only '*__llama_cpp__fp16__sweep'
             ;;
         rest) run "$PARAMS" "$REPORT" ;;
+        hfdet) RUN_NEED=270 run params/hf-determinism-h200.yaml "$DETERMINISM" ;;
     esac
 done
-[ -n "${2:-}" ] && tar -czf "$2" "$REPORT"
+[ -n "${2:-}" ] && tar -czf "$2" "$REPORT" $( [ -d "$DETERMINISM" ] && echo "$DETERMINISM" )
 exit 0
