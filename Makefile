@@ -75,7 +75,7 @@ report: setup
 
 test: setup-test
 	$(BIN)/ruff check llmperf_nb tests
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=15
 
 # What a contributor runs after each change: no real engine end to end, no Docker, no GPU.
 test-fast: setup-test

@@ -80,7 +80,7 @@ def test_argv_carries_the_options():
     for part in ("--device cuda", "--num-gpus 1", "--quant bnb4", "--random-init", "--gen-len 32"):
         assert part in joined
     assert driver_options(argv) == {"cache": "static", "compile": True, "attn": "sdpa", "dtype": "float16",
-                                    "crosscheck": False}
+                                    "crosscheck": False, "deterministic": False}
     cpu = ENGINE.benchmark_argv(cell(), Prepared("/ckpt", "f", {}), Path("r"))
     assert "--device cpu" in " ".join(cpu) and "--quant none" in " ".join(cpu)
     assert driver_options(cpu)["dtype"] == "float32" and driver_options(cpu)["compile"] is False
