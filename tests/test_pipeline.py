@@ -61,6 +61,8 @@ def test_html_is_self_contained_and_shows_the_result_numbers(quickstart):
     assert "<details class=\"llmperf-code\">" in html  # code folded away
     shown = f"{doc['decode_tok_s']['mean']:.2f} ± {doc['decode_tok_s']['std']:.2f}"
     assert shown in html
+    for section in ("Decode speed", "Roofline", "Stability", "Per-token latency"):  # the batch-1 sections
+        assert f">{section}<" in html, section
     readme = (out / "README.md").read_text()
     assert f"| tiny-llama | CPU | int4 | synthetic | {shown}" in readme  # a ⚠ may follow: CPU runs are noisy
 

@@ -249,6 +249,8 @@ class TestCpuServing:
         assert "HF transformers (tiny-llama, CPU, fp16): not run: HF transformers: no server of its own" in readme
         html = (out / "index.html").read_text()
         assert "Pareto" in html and "data:image/png;base64," in html
+        # no batch-1 cell in this run: the report starts at its sweeps, without empty batch-1 sections
+        assert "Decode speed" not in html and "no successful cells" not in html
 
     def test_a_point_or_level_with_problems_is_marked_in_its_table_and_explained_below(self, served):
         import copy
