@@ -119,7 +119,7 @@ build_llama_server() {
     # llama-server (serve workload, docs/serving.md) from the same tree and build folder as the library the
     # bindings load and llama-bench: the same llama.cpp. No web UI (nothing to fetch: no network here).
     [ -x "$LLAMA/bin/llama-server" ] && return
-    [ -d "$LCP/vendor/llama.cpp" ] || tar -xzf "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" -C "$BUILD"
+    extract_bindings
     log "building llama-server (CUDA sm_$CUDA_ARCH) with $JOBS jobs"
     local start=$SECONDS
     GIT_DIR=/nonexistent cmake -S "$LCP/vendor/llama.cpp" -B "$LLAMA" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \

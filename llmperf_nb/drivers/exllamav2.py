@@ -174,16 +174,14 @@ def crosscheck(torch, model, cache, args, ids: list[int], doc: dict) -> dict:
     - 1) / (time_generate - time_prefill). One warm-up, then as many jobs as the harness measured,
     each under the harness's GC policy."""
     from exllamav2 import ExLlamaV2Tokenizer
-    from exllamav2.generator import ExLlamaV2DynamicGenerator, ExLlamaV2DynamicJob, ExLlamaV2Sampler
+    from exllamav2.generator import ExLlamaV2DynamicGenerator
 
     tokenizer = ExLlamaV2Tokenizer(model.config)  # the generator needs one; ids go in as ids
     generator = ExLlamaV2DynamicGenerator(model=model, cache=cache, tokenizer=tokenizer, max_batch_size=1,
                                           paged=False)
     runs = []
     for _ in range(1 + len(doc["samples"])):
-        job = ExLlamaV2DynamicJob(input_ids=torch.tensor([ids], dtype=torch.long), max_new_tokens=args.gen_len,
-                                  gen_settings=ExLlamaV2Sampler.Settings.greedy(), stop_conditions=None)
-        generator.enqueue(job)
+        generator.enqueue(_greedy_job(torch, ids, args.gen_len))
         tokens, end = common.untouched_by_gc(lambda _: _drain(generator))
         runs.append({"gen_tokens": len(tokens), "new_tokens": end["new_tokens"], "eos_reason": end["eos_reason"],
                      "decode_tok_s": (end["new_tokens"] - 1) / (end["time_generate"] - end["time_prefill"]),
@@ -201,29 +199,27 @@ def crosscheck(torch, model, cache, args, ids: list[int], doc: dict) -> dict:
     return out
 
 
+def _greedy_job(torch, ids: list[int], gen_len: int):
+    """One job of the prompt's ids: greedy, ``gen_len`` new tokens, no stop condition (EOS ignored)."""
+    from exllamav2.generator import ExLlamaV2DynamicJob, ExLlamaV2Sampler
+
+    return ExLlamaV2DynamicJob(input_ids=torch.tensor([ids], dtype=torch.long), max_new_tokens=gen_len,
+                               gen_settings=ExLlamaV2Sampler.Settings.greedy(), stop_conditions=None)
+
+
 def _forward_split(torch, model, cache, generator, ids: list[int], args) -> dict:
     """Where each decoded token's time goes, harness against generator, after the measured runs (one more of
     each, untimed for the tables): the model's forward, up to the GPU's end of it (a synchronize after each
     call: both sides wait for the logits right after it anyway, the harness in ``.item()``, the generator in
     its copy to the host), and everything outside it (the harness's argmax; the generator's host pick, job
     bookkeeping and text decoding). Equal forwards and a larger outside are a measured explanation of a gap."""
-    from exllamav2.generator import ExLlamaV2DynamicJob, ExLlamaV2Sampler
-
     stepper = Stepper(torch, model, cache)
 
-    def harness(_):
-        stepper.reset()
-        token = stepper.prefill(ids)
-        for _ in range(args.gen_len - 1):
-            token = stepper.decode(token)
-
     def generator_run(_):
-        generator.enqueue(ExLlamaV2DynamicJob(input_ids=torch.tensor([ids], dtype=torch.long),
-                                              max_new_tokens=args.gen_len, stop_conditions=None,
-                                              gen_settings=ExLlamaV2Sampler.Settings.greedy()))
+        generator.enqueue(_greedy_job(torch, ids, args.gen_len))
         _drain(generator)
 
-    return {"harness": _split(torch, model, "forward", harness),
+    return {"harness": _split(torch, model, "forward", lambda _: common.generate(stepper, ids, args.gen_len)),
             "generator": _split(torch, model, "forward_chunk", generator_run),
             "what": "ms per decoded token: the model's forward (synchronized at its end) and the rest of the loop"}
 
