@@ -86,7 +86,11 @@ def test_a_full_disk_at_any_stage_is_one_line_and_loses_nothing(tmp_path, disk, 
         assert {p: now[p] for p in before if p.name in report} == {p: b for p, b in before.items() if p.name in report}
         cell = {p: b for p, b in before.items() if p.parts[0] == "results"}
         new = {p: b for p, b in now.items() if p.parts[0] == "results"}
-        assert new == cell or (new.keys() == cell.keys() and _ok(out)), leave
+        # a kernel's own log (NN_*.ipynb.kernel.log) comes and goes with what the kernel said: libzmq at times
+        # aborts a kernel as it shuts down ("Assertion failed: pfd.revents & POLLIN (src/signaler.cpp:238)",
+        # seen on a loaded 2-core CI machine), after the notebook was saved; it is no part of the cell's result
+        steps = {p for p in new.keys() ^ cell.keys() if not p.name.endswith(".kernel.log")}
+        assert new == cell or (not steps and _ok(out)), (leave, sorted(new.keys() ^ cell.keys()))
         before = now
     print("what a user saw:", *sorted(said), sep="\n  ")
     # with room again, the cell is measured again and replaces the earlier one
