@@ -146,7 +146,8 @@ def work_check(doc: dict) -> dict:
 
 def _divergence(samples: list[dict]) -> str:
     """Where the sequences part: from the first token (the prefill saw other state: leaked state or
-    other work) or later (the same work until then; non-deterministic kernels on near-tied logits)."""
+    other work) or later (the same work until then, as non-deterministic kernels on near-tied logits would
+    give; the check cannot tell which kernel, nor rule out state that matters only later: the notes do)."""
     seqs = [s.get("token_ids") for s in samples]
     if not all(seqs):
         return ""
@@ -154,8 +155,8 @@ def _divergence(samples: list[dict]) -> str:
                 default=0)
     if first == 0:
         return ", differing from the first token on (state leaked between repetitions, or other work)"
-    return (f", all alike for the first {first} tokens and parting after (non-deterministic kernels flipping "
-            "a near tie between logits)")
+    return (f", all alike for the first {first} tokens and parting after (the same work until then; consistent "
+            "with non-deterministic kernels flipping a near tie between logits, a cause this check does not measure)")
 
 
 def _tokens_key(sample: dict) -> tuple[str, str] | None:

@@ -246,3 +246,18 @@ def test_each_engine_option_is_declared_once_and_reaches_its_driver_as_one_docum
         assert flag not in driver, f"{engine.name}: option {f.name} declared again in its driver"
     default = cls()
     assert options.read(options.argv(default)[1], cls) == default
+
+
+@pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_every_notebook_validates_and_gives_each_cell_an_id(notebook):
+    """A cell without an id makes nbformat warn (MissingIDFieldWarning) on every execution, into the published
+    kernel log beside the executed copy (it did in reports/serving-h200/analysis.ipynb.kernel.log)."""
+    import warnings
+
+    import nbformat
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nb = nbformat.read(notebook, as_version=4)
+        nbformat.validate(nb)
+    assert all(cell.get("id") for cell in nb.cells)
