@@ -41,6 +41,10 @@ def _sweep(point: dict, workload: dict) -> dict:
         problems.append("no repetition was measured")
     elif gens != [workload["gen_len"]]:
         problems.append(f"sequences generated {', '.join(map(str, gens))} tokens, not exactly {workload['gen_len']}")
+    split = sorted({s["prefill_steps"] for s in samples if (s.get("prefill_steps") or 1) > 1})
+    if split:  # an engine that schedules the batch's prompts itself (vLLM) said it did not prefill them at once
+        problems.append(f"the batch's prefill took {', '.join(map(str, split))} engine steps, so decode steps "
+                        "overlapped it")
     digests = {s.get("token_ids_sha256") for s in samples}
     if len(digests) > 1:
         problems.append(f"the {len(samples)} repetitions decoded {len(digests)} different token sequences")

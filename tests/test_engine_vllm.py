@@ -423,19 +423,23 @@ class FakeLLM:
         self.clock = 1000.0
 
     def generate(self, prompts, params, use_tqdm=True):
-        [prompt] = prompts
+        """Every prompt prefilled in the first step (the scheduler's budget allowing), then a token for each
+        in every step: 1 ms a step plus 0.1 ms a sequence."""
         assert params.kw["ignore_eos"] and params.kw["min_tokens"] == params.kw["max_tokens"] and not params.kw["detokenize"]
         assert params.kw["temperature"] == 0.0
+        b = len(prompts)
+        assert len({tuple(p["prompt_token_ids"]) for p in prompts}) == 1
         self.clock += 10
         n = params.kw["max_tokens"]
         first = self.clock + 0.01
-        stamps = [first + 0.004 * i for i in range(n)]
+        step = 0.004 if b == 1 else 0.001 + 0.0001 * b
+        stamps = [first + step * i for i in range(n)]
         for ts in stamps:
-            self.llm_engine.output_processor.process_outputs([_engine_output(1)], engine_core_timestamp=ts,
+            self.llm_engine.output_processor.process_outputs([_engine_output(1)] * b, engine_core_timestamp=ts,
                                                              iteration_stats=None)
         stats = types.SimpleNamespace(scheduled_ts=self.clock, first_token_ts=first, last_token_ts=stamps[-1],
                                       first_token_latency=0.012)
-        return [_output([7] * n, stats)]
+        return [_output([7] * n, stats) for _ in prompts]
 
 
 @pytest.fixture
@@ -518,3 +522,68 @@ def test_the_server_version_is_read_from_its_log(log, version):
 
     said = Vllm().server_version(None, None, log)
     assert said == f"vLLM {version} (OpenAI-compatible server)"
+
+
+def test_driver_sweeps_a_grid_in_one_engine(fake_vllm, tmp_path):
+    raw = tmp_path / "raw.json"
+    driver.main(["sweep", "--model", "/m", "--load-format", "dummy", "--prompt-ids", "1,2,3", "--gen-len", "11",
+                 "--reps", "2", "--warmup", "1", "--batch-sizes", "1,4", "--prompt-lengths", "3,600",
+                 "--out", str(raw)])
+    doc = json.loads(raw.read_text())
+    made = FakeLLM.made[-1]  # one engine for the grid, its scheduler sized to prefill 4 x 600 in one step
+    assert made["max_num_batched_tokens"] == 8192 and made["max_num_seqs"] == 256
+    assert doc["samples"] == [] and [(p["batch_size"], p["prompt_tokens"]) for p in doc["points"]] == [
+        (1, 3), (1, 600), (4, 3), (4, 600)]
+    b4 = doc["points"][3]
+    assert len(b4["samples"]) == 2 and len(b4["warmup_samples"]) == 1
+    s = b4["samples"][0]
+    assert s["batch_size"] == 4 and s["prompt_tokens"] == 600 and s["gen_tokens"] == 11 and s["prefill_steps"] == 1
+    assert s["decode_tok_s"] == pytest.approx(4 / 0.0014) and s["per_seq_decode_tok_s"] == pytest.approx(1 / 0.0014)
+    assert s["token_latencies_s"] == pytest.approx([0.0014] * 10) and s["distinct_sequences"] == 1
+    assert s["prefill_tok_s"] == pytest.approx(4 * 600 / 0.01)
+    assert doc["settings"]["max_num_batched_tokens"] == 8192 and doc["identical_tokens"] is True
+    assert doc["timing_source"] == driver.SPLIT and "crosscheck" not in doc
+
+
+def test_sweep_scheduler_prefills_the_largest_point_in_one_step():
+    assert driver.sweep_scheduler([1, 4, 16, 64], [8, 512, 2048]) == {"max_num_batched_tokens": 64 * 2048,
+                                                                       "max_num_seqs": 256}
+    assert driver.sweep_scheduler([1, 512], [8]) == {"max_num_batched_tokens": 8192, "max_num_seqs": 512}
+
+
+def _req(tokens, scheduled, first, last, ttft=0.02):
+    return _output(tokens, types.SimpleNamespace(scheduled_ts=scheduled, first_token_ts=first, last_token_ts=last,
+                                                 first_token_latency=ttft))
+
+
+def test_batch_sample_when_the_prefill_took_two_steps():
+    """Sequence 0 got its first token at 10.0, sequence 1 at 10.1 (its prompt in the next chunk): the decode
+    starts when both have one; the tokens after it are what the steps say, sequence 0's second included."""
+    steps = [(10.0, 1), (10.1, 2), (10.2, 2), (10.3, 1)]  # (timestamp, new tokens): 6 tokens = 3 + 3
+    outs = [_req([5, 6, 7], 9.9, 10.0, 10.2), _req([5, 6, 9], 9.9, 10.1, 10.3, ttft=0.25)]
+    s = driver.batch_sample(outs, 100, t_call=9.85, t_done=10.31, steps=steps)
+    assert s["prefill_steps"] == 2 and s["gen_tokens"] == 3 and s["distinct_sequences"] == 2
+    assert s["prefill_s"] == pytest.approx(0.2) and s["prefill_tok_s"] == pytest.approx(200 / 0.2)
+    assert s["decode_s"] == pytest.approx(0.2) and s["decode_tok_s"] == pytest.approx(3 / 0.2)
+    assert s["token_latencies_s"] == pytest.approx([0.1, 0.1]) and s["ttft_s"] == 0.25
+    assert s["per_seq_decode_tok_s"] == pytest.approx(2 / 0.2)
+    from llmperf_nb import points
+
+    point = points.summarize("sweep", {"batch_size": 2, "prompt_tokens": 100, "gen_tokens": 3, "samples": [s]},
+                             {"gen_len": 3})
+    assert point["problems"] == ["the batch's prefill took 2 engine steps, so decode steps overlapped it"]
+
+
+def test_batch_sample_without_metrics_stops_with_why():
+    with pytest.raises(SystemExit, match="no request metrics for a batch of 2"):
+        driver.batch_sample([_output([1, 2], None)] * 2, 8, 0.0, 1.0, steps=[])
+
+
+def test_sweep_argv_runs_the_drivers_sweep_without_crosscheck(engine, tmp_path, no_tokenizer):
+    sweep = new_cell("Llama-2-7b-chat-hf", "h100-sxm", "vllm", options={"crosscheck": True}, quantization="fp16",
+                     workload={"kind": "sweep", "batch_sizes": [1, 4], "prompt_lengths": [8], "gen_len": 256})
+    argv = engine.benchmark_argv(sweep, Prepared("/d", "safetensors fp16", {}, extra={"load_format": "dummy"}),
+                                 tmp_path / "r.json")
+    assert argv[1:4] == ["-m", "llmperf_nb.drivers.vllm", "sweep"]
+    assert driver_options(argv)["crosscheck"] is False
+    assert "sweep" in engine.workloads and "sweep" not in engine.workload_gaps

@@ -159,14 +159,15 @@ def generate_batch(stepper: BatchStepper, ids: list[int], batch: int, gen_len: i
     return s
 
 
-def sweep(run_point, args, ids: list[int]) -> dict:
+def sweep(run_point, args, ids: list[int], continuous: bool = False) -> dict:
     """Every point of the grid, each measured as :func:`measure` measures a cell (warm-up, repetitions).
-    ``run_point(prompt_ids, batch, nvml)`` returns one sample. Returns the raw document's timing part."""
+    ``run_point(prompt_ids, batch, nvml)`` returns one sample (``continuous``: as in :func:`measure`).
+    Returns the raw document's timing part."""
     points = []
     for batch in parse_ids(args.batch_sizes):
         for length in parse_ids(args.prompt_lengths):
             p_ids = prompt_of_length(ids, length)
-            doc = measure(lambda nvml, p=p_ids, b=batch: run_point(p, b, nvml), args)
+            doc = measure(lambda nvml, p=p_ids, b=batch: run_point(p, b, nvml), args, continuous)
             points.append({"batch_size": batch, "prompt_tokens": length, "gen_tokens": args.gen_len, **doc})
             last = doc["samples"][-1]
             print(f"B={batch} P={length}: decode {last['decode_tok_s']:.2f} tok/s total, "

@@ -58,15 +58,28 @@ entrypoints/cli/benchmark/latency.py).
 
     python -m llmperf_nb.drivers.vllm --model DIR --load-format dummy --tensor-parallel-size 1 \\
         --prompt-ids 1,1724,... --gen-len 256 --reps 5 --out raw.json [--options '{"crosscheck": true}']
+    python -m llmperf_nb.drivers.vllm sweep --model DIR ... --batch-sizes 1,4,16,64 --prompt-lengths 8,512 ...
     python -m llmperf_nb.drivers.vllm bench-latency --model DIR --input-len 8 ...   (= vllm bench latency)
+
+Sweep (``sweep``): one engine for the whole grid; a repetition of a point is one ``LLM.generate`` of B
+copies of the prompt (prefix caching off: each is prefilled). The scheduler's token budget
+(``max_num_batched_tokens``) is raised to the grid's largest B x P, and ``max_num_seqs`` to its largest B,
+so that the B prompts are prefilled in one engine step, then decoded together, as the other engines'
+sweeps do (:func:`batch_sample` counts the steps the prefill took, ``prefill_steps``; more than one marks
+the point). The split comes from the same engine-core clock: the prefill ends at the step that gave
+the last sequence its first token; decode tok/s (total) = tokens of the steps after it / time to the
+last token; per-sequence = (gen_tokens - 1) / that sequence's own decode time; one step is one latency.
+No cross-check in a sweep.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -171,7 +184,8 @@ def sample_from_output(out, prompt_tokens: int, t_call: float, t_done: float, nv
     return s
 
 
-def make_llm(args):
+def make_llm(args, **scheduler):
+    """The engine; ``scheduler``: ``max_num_batched_tokens`` and ``max_num_seqs`` where a sweep sets them."""
     set_env_defaults()
     from vllm import LLM
 
@@ -188,6 +202,7 @@ def make_llm(args):
         skip_tokenizer_init=True,
         disable_log_stats=False,  # RequestOutput.metrics stays None without statistics
         enable_prefix_caching=False,
+        **scheduler,
     )
 
 
@@ -301,20 +316,102 @@ def bench(args) -> None:
                                   clock.token_latencies(len(out.outputs[0].token_ids)))
 
     doc = common.measure(one_run, args, continuous=True)  # metrics' clock: sample throughout
-    doc.update(_facts(args, llm, clock, doc, ids))
+    doc.update(_facts(args, llm, clock, doc["warmup_samples"] + doc["samples"], ids))
     if check_run is not None:
         doc["crosscheck"] = common.guarded_crosscheck(CROSSCHECK_TOOL, crosscheck_summary, check_run,
                                                       doc["samples"], args.gen_len, len(ids))
     _write(doc, args.out)
 
 
-def _facts(args, llm, clock: StepClock, doc: dict, ids: list[int]) -> dict:
-    """What the raw document says besides the samples: versions, settings, how the times were taken."""
+def sweep_scheduler(batch_sizes: list[int], prompt_lengths: list[int]) -> dict:
+    """The scheduler limits under which every point's B prompts are prefilled in one engine step: a token
+    budget of the largest B x P (vLLM's own default, 8192 or more, where that is larger) and room for the
+    largest B sequences at once (vLLM's default 256, where that is larger)."""
+    return {"max_num_batched_tokens": max(8192, max(batch_sizes) * max(prompt_lengths)),
+            "max_num_seqs": max(256, max(batch_sizes))}
+
+
+def batch_sample(outs, prompt_tokens: int, t_call: float, t_done: float, steps: list[tuple[float, int]],
+                 nvml=None) -> dict:
+    """One repetition of a sweep point from the B ``RequestOutput``s of one ``generate`` call and the
+    engine steps :class:`StepClock` noted (engine-core timestamps; the metrics' clock)."""
+    seqs = [list(o.outputs[0].token_ids) for o in outs]
+    digests = [common.token_digest(q) for q in seqs]
+    s = {"prompt_tokens": prompt_tokens, "batch_size": len(seqs), "gen_tokens": min(map(len, seqs)),
+         "e2e_s": t_done - t_call, "token_ids": seqs[0],
+         "token_ids_sha256": hashlib.sha256(";".join(digests).encode()).hexdigest(),
+         "distinct_sequences": len(set(digests))}
+    metrics = [getattr(o, "metrics", None) for o in outs]
+    firsts = [getattr(m, "first_token_ts", 0.0) or 0.0 for m in metrics]
+    lasts = [getattr(m, "last_token_ts", 0.0) or 0.0 for m in metrics]
+    if min(firsts) <= 0 or min(lasts) <= 0:
+        sys.exit(f"vLLM returned no request metrics for a batch of {len(seqs)}: a sweep point's decode cannot "
+                 "be told from its prefill (statistics are on: disable_log_stats=False)")
+    scheduled = [getattr(m, "scheduled_ts", 0.0) or 0.0 for m in metrics]
+    t_first, t_last = max(firsts), max(lasts)
+    after = [(ts, n) for ts, n in steps if ts > t_first]
+    if after:  # one step, one latency (every sequence's next token)
+        stamps = [ts for ts, _ in after]
+        decode_tokens = sum(n for _, n in after)
+        latencies = [b - a for a, b in zip([t_first, *stamps[:-1]], stamps, strict=True)]
+    else:  # no step clock: only a prefill in one step tells how many tokens came after it
+        decode_tokens = sum(len(q) - 1 for q in seqs) if len(set(firsts)) == 1 else None
+        latencies = None
+    decode_s = t_last - t_first
+    prefill_s = t_first - min(scheduled) if min(scheduled) > 0 else None
+    ttfts = [getattr(m, "first_token_latency", 0.0) or 0.0 for m in metrics]
+    s.update(
+        prefill_steps=len(set(firsts)),
+        ttft_s=max(ttfts) if min(ttfts) > 0 else None,
+        prefill_s=prefill_s,
+        prefill_tok_s=len(seqs) * prompt_tokens / prefill_s if prefill_s else None,
+        decode_s=decode_s,
+        decode_tok_s=decode_tokens / decode_s if decode_tokens and decode_s > 0 else None,
+        per_seq_decode_tok_s=statistics.fmean((len(q) - 1) / (b - a) for q, a, b in zip(seqs, firsts, lasts, strict=True))
+        if all(b > a for a, b in zip(firsts, lasts, strict=True)) else None,
+        timing_source=SPLIT,
+    )
+    if latencies is not None:
+        s["token_latencies_s"] = latencies
+    if nvml is not None:
+        s["decode_energy_j"] = nvml.energy_joules(t_first, t_last)
+        s["decode_mean_w"] = nvml.mean_watts(t_first, t_last)
+    return s
+
+
+def sweep(args) -> None:
+    """Every batch size x prompt length on one engine (module docstring, Sweep)."""
+    set_env_defaults()
+    from vllm import SamplingParams
+
+    ids = common.parse_ids(args.prompt_ids)
+    scheduler = sweep_scheduler(common.parse_ids(args.batch_sizes), common.parse_ids(args.prompt_lengths))
+    print(ENGINE_MARK, flush=True)
+    llm = make_llm(args, **scheduler)
+    clock = StepClock(llm)
+    params = SamplingParams(n=1, temperature=0.0, top_p=1.0, max_tokens=args.gen_len, min_tokens=args.gen_len,
+                            ignore_eos=True, detokenize=False)
+
+    def run_point(p_ids, batch, nvml):
+        clock.reset()
+        t_call = time.perf_counter()
+        outs = llm.generate([{"prompt_token_ids": p_ids}] * batch, params, use_tqdm=False)
+        t_done = time.perf_counter()
+        return batch_sample(outs, len(p_ids), t_call, t_done, list(clock.steps), nvml)
+
+    doc = common.sweep(run_point, args, ids, continuous=True)  # metrics' clock: sample throughout
+    runs = [s for p in doc["points"] for s in p["warmup_samples"] + p["samples"]]
+    doc.update(_facts(args, llm, clock, runs, ids, **scheduler))
+    common.write(doc, args.out)
+
+
+def _facts(args, llm, clock: StepClock, runs: list[dict], ids: list[int], **settings) -> dict:
+    """What the raw document says besides the samples: versions, settings, how the times were taken.
+    ``runs``: every repetition, warm-up included (a sweep: of every point)."""
     import vllm
 
-    sources = {s.get("timing_source") for s in doc["samples"]}
+    sources = {s.get("timing_source") for s in runs}
     model_config = llm.llm_engine.model_config
-    runs = doc["warmup_samples"] + doc["samples"]
     return dict(
         engine_version=f"vllm {vllm.__version__}",
         versions=_versions(vllm),
@@ -323,6 +420,7 @@ def _facts(args, llm, clock: StepClock, doc: dict, ids: list[int]) -> dict:
                   "dtype": args.dtype, "gpu_memory_utilization": args.gpu_memory_utilization,
                   "enforce_eager": args.enforce_eager, "enable_prefix_caching": False,
                   "quantization_arg": args.quantization, "max_model_len": model_config.max_model_len,
+                  **settings,
                   **{k: os.environ.get(k) for k in ENV_DEFAULTS if k.startswith(("NCCL", "TORCH", "NVSHMEM", "VLLM"))}},
         timing_source=sources.pop() if len(sources) == 1 else sorted(map(str, sources)),
         quantization_in_use=model_config.quantization,
@@ -363,7 +461,9 @@ def main(argv=None) -> None:
     if argv[:1] == ["bench-latency"]:
         bench_latency(argv[1:])
         return
-    ap = argparse.ArgumentParser(prog="python -m llmperf_nb.drivers.vllm")
+    is_sweep = argv[:1] == ["sweep"]
+    argv = argv[1:] if is_sweep else argv
+    ap = argparse.ArgumentParser(prog="python -m llmperf_nb.drivers.vllm" + (" sweep" if is_sweep else ""))
     ap.add_argument("--model", required=True, help="HF checkpoint folder (or config-only folder for dummy)")
     ap.add_argument("--load-format", default="auto", help="auto, or dummy for random weights made by vLLM")
     ap.add_argument("--tensor-parallel-size", type=int, default=1)
@@ -374,9 +474,11 @@ def main(argv=None) -> None:
     options.add_argument(ap)  # llmperf_nb/options/vllm.py: enforce_eager, gpu_memory_utilization, crosscheck
     ap.add_argument("--crosscheck-timeout", type=float, default=1500.0)
     common.add_workload_args(ap)
+    if is_sweep:
+        common.add_sweep_args(ap)
     args = ap.parse_args(argv)
     vars(args).update(dataclasses.asdict(options.read(args.options, Options)))  # args.enforce_eager, ...
-    bench(args)
+    (sweep if is_sweep else bench)(args)
 
 
 if __name__ == "__main__":

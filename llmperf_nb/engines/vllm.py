@@ -18,12 +18,14 @@ Synthetic weights:
 
 Benchmark: :mod:`llmperf_nb.drivers.vllm` (batch 1, greedy, ignore_eos, vLLM's default CUDA graphs,
 ``tensor_parallel_size`` = the cell's GPU count), and with option ``crosscheck`` vLLM's own
-``vllm bench latency`` on the same folder first. Import: vLLM's latency benchmark output
+``vllm bench latency`` on the same folder first. A sweep cell runs the driver's ``sweep`` (B copies of
+the prompt in one ``LLM.generate``, prefilled in one engine step), without cross-check. Import: vLLM's latency benchmark output
 (:mod:`llmperf_nb.importers.vllm`), which has whole-request latency only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,7 +36,7 @@ from ..models import get_model
 from ..options import argv as options_argv
 from ..options.vllm import Options
 from ..process import python
-from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
+from .base import Engine, Measurement, Prepared, cache_key, driver_command, measurement_from_raw, workload_args
 
 if TYPE_CHECKING:
     from ..cells import Cell
@@ -56,9 +58,7 @@ class Vllm(Engine):
     options_class = Options
     label_ignores = ("crosscheck",)
     formats = {"fp16": "safetensors fp16", "int4": "GPTQ 4-bit g128"}
-    workloads = ("single", "serve")
-    workload_gaps = {"sweep": "no sweep driver yet (vllm.LLM batches, but it is not wired into llmperf-nb): "
-                              "its serve workload measures batching"}
+    workloads = ("single", "sweep", "serve")
     server_counters = {"prompt": "vllm:prompt_tokens_total", "generation": "vllm:generation_tokens_total"}
     dockerfiles = {"cuda": "Dockerfile.cu130.vllm"}
     parsers = {
@@ -100,8 +100,11 @@ class Vllm(Engine):
     def benchmark_argv(self, cell: Cell, prepared: Prepared, raw_path: Path) -> list[str]:
         opts = self.options(**cell.engine.options)
         _require_gpu(cell)
+        sweep = [driver_command(cell)] if cell.kind == "sweep" else []
+        # a sweep has no cross-check (vllm bench latency times batch 1 here)
+        opts = dataclasses.replace(opts, crosscheck=opts.crosscheck and cell.kind == "single")
         argv = [
-            python(), "-m", "llmperf_nb.drivers.vllm",
+            python(), "-m", "llmperf_nb.drivers.vllm", *sweep,
             "--model", prepared.artifact,
             "--load-format", prepared.extra.get("load_format", "auto"),
             "--tensor-parallel-size", str(cell.num_shards),

@@ -7,6 +7,7 @@
 # the report folder.
 #   LLMPERF_NB_COMMIT=<sha> LLMPERF_NB_DIRTY=0 DEADLINE=540 scripts/gpu-jobs/serving-h200.sh 'PHASE ...' [OUT_TAR]
 #   PHASE: vllm    vLLM installed from the received wheels, then its serve cells (vllm serve)
+#          vsweep  vLLM's batch sweeps (int4, fp16), vLLM installed as for vllm
 #          hf      the HF transformers sweeps (fp16, nf4)
 #          llama   llama-server built in the llama.cpp build (gpu-run.sh server), then its serve cells;
 #                  SAVE_BUILD=DIR writes that build (llama-server included) to DIR for the next machine
@@ -18,7 +19,7 @@
 set -uo pipefail
 SITE_AIPERF=${SITE_AIPERF:-/tmp/site-aiperf}
 SITE_VLLM=${SITE_VLLM:-/tmp/site-vllm}
-PHASES=${1:?PHASE: vllm, hf, llama, sweep, rest or hfdet (several: quoted, in order)}
+PHASES=${1:?PHASE: vllm, vsweep, hf, llama, sweep, rest or hfdet (several: quoted, in order)}
 
 install_received() {  # NAME SITE: unpack the wheels received by scripts/xfer.sh and install them into SITE
     local name=$1 site=$2 start=$SECONDS
@@ -42,12 +43,12 @@ aiperf_wrapper() {
 
 has() { [[ " $PHASES " == *" $1 "* ]]; }
 for p in $PHASES; do
-    case "$p" in vllm|hf|llama|sweep|rest|hfdet) ;; *) echo "unknown phase $p: vllm, hf, llama, sweep, rest or hfdet" >&2; exit 2 ;; esac
+    case "$p" in vllm|vsweep|hf|llama|sweep|rest|hfdet) ;; *) echo "unknown phase $p: vllm, vsweep, hf, llama, sweep, rest or hfdet" >&2; exit 2 ;; esac
 done
 if has llama || has vllm || has rest; then
     aiperf_wrapper || { echo "gpu-job: AIPerf wheels missing (scripts/xfer.sh receive wheels-aiperf KK)"; exit 1; }
 fi
-if has vllm; then install_received wheels-vllm "$SITE_VLLM" || exit 1; fi
+if has vllm || has vsweep; then install_received wheels-vllm "$SITE_VLLM" || exit 1; fi
 if has llama; then
     scripts/gpu-run.sh server
     [ -n "${SAVE_BUILD:-}" ] && scripts/gpu-jobs/save-llama-build.sh "$SAVE_BUILD"
@@ -65,6 +66,10 @@ for p in $PHASES; do
             python3 -c "import vllm, torch; print('vllm', vllm.__version__, '| torch', torch.__version__)"
             RUN_NEED=200 run "$PARAMS" "$REPORT" --only '*__vllm__int4__serve'
             RUN_NEED=150 run "$PARAMS" "$REPORT" --only '*__vllm__fp16__serve'
+            ;;
+        vsweep)
+            RUN_NEED=240 run "$PARAMS" "$REPORT" --only '*__vllm__int4__sweep'
+            RUN_NEED=240 run "$PARAMS" "$REPORT" --only '*__vllm__fp16__sweep'
             ;;
         hf)
             RUN_NEED=180 run "$PARAMS" "$REPORT" --only '*__transformers-static__fp16__sweep'
