@@ -306,6 +306,20 @@ def test_argv_places_the_model_like_test_inference(engine, tmp_path):
         engine.benchmark_argv(cell(options={"max_seq_len": 256}), Prepared("m", "", {}), tmp_path / "r")
 
 
+def test_a_sweep_runs_the_drivers_sweep_without_crosscheck_and_sizes_its_own_cache(engine, tmp_path):
+    sweep = new_cell("tiny-llama", "H100", "exllamav2", options={"crosscheck": True, "max_seq_len": 256},
+                     workload={"kind": "sweep", "batch_sizes": [1, 16], "prompt_lengths": [8, 512], "gen_len": 256})
+    argv = engine.benchmark_argv(sweep, Prepared("/w/m", "GPTQ 4-bit g128", {}), tmp_path / "raw.json")
+    assert argv[2:5] == ["llmperf_nb.drivers.exllamav2", "sweep", "--model"]
+    assert argv[argv.index("--batch-sizes") + 1] == "1,16" and argv[argv.index("--prompt-lengths") + 1] == "8,512"
+    assert driver_options(argv) == {"gpu_split": None, "max_seq_len": 256, "crosscheck": False}
+    from llmperf_nb.drivers import exllamav2 as driver
+
+    # the driver's parser takes the grid (argparse would exit with 2), then it needs CUDA, which is not here
+    with pytest.raises(SystemExit, match="CUDA"):
+        driver.main(argv[3:])
+
+
 def test_parse_benchmark_reads_the_driver_output(engine, tmp_path):
     sample = {"prompt_tokens": 8, "gen_tokens": 256, "prefill_tok_s": 900.0, "decode_tok_s": 250.0}
     raw = {"engine_version": "exllamav2 0.3.2; torch 2.11.0; CUDA 13.0", "prompt_token_ids": list(PROMPT_IDS),

@@ -71,9 +71,11 @@ def test_an_engine_without_the_kind_says_so_in_its_row(make_cell):
     assert "no server of its own" in registry["transformers"].lacks_workload(
         make_cell(engine="transformers", workload=serve)
     )
-    assert "ExLlamaV2: no batched driver yet" in registry["exllamav2"].lacks_workload(
-        make_cell(engine="exllamav2", workload=sweep)
+    assert "ExLlamaV2: no OpenAI-compatible server of its own" in registry["exllamav2"].lacks_workload(
+        make_cell(engine="exllamav2", workload=serve)
     )
+    assert registry["exllamav2"].lacks_workload(make_cell(engine="exllamav2", workload=sweep)) is None
+    assert registry["vllm"].lacks_workload(make_cell(engine="vllm", workload=sweep)) is None
     assert registry["llama_cpp"].workloads == ("single", "sweep", "serve")
 
 

@@ -13,8 +13,17 @@ and SDPA meets each key length for the first time. The warm-up repetition runs t
 
     python -m llmperf_nb.drivers.exllamav2 bench --model DIR --prompt-ids 1,1724,... --out raw.json
         [--gpu-split 17,17 | --autosplit] [--max-seq-len 2048]
+    python -m llmperf_nb.drivers.exllamav2 sweep --model DIR --prompt-ids ... --batch-sizes 1,4,16,64 \
+        --prompt-lengths 8,512,2048 --out raw.json
     python -m llmperf_nb.drivers.exllamav2 check     # import exllamav2 (its first import JIT-builds
                                                      # the CUDA extension), print the versions
+
+Sweep: the same forward on B rows, ``model.forward(ids[B, n], cache, last_id_only=True)`` against an
+``ExLlamaV2Cache(batch_size=B)`` (a new one per batch size and prompt length), argmax per row: the batched
+path of ExLlamaV2's base model, which its generators build on. The model is loaded with
+``config.max_batch_size`` = the grid's largest B, so that its scratch buffers hold a whole batch's prefill
+chunk (ExLlamaV2.forward splits a prefill into chunks of ``max_input_len * max_batch_size // B`` tokens
+per sequence); the cache's ``max_seq_len`` is the point's prompt + gen_len. No cross-check in a sweep.
 """
 
 from __future__ import annotations
@@ -71,12 +80,38 @@ class Stepper:
         return self._next([token])
 
 
-def load(args, torch):
-    """Config, model and fp16 cache, loaded the way test_inference.py loads them (model_init)."""
+class BatchStepper:
+    """B sequences in one forward per step against an ExLlamaV2Cache of batch B; argmax per row, one
+    ``.tolist()`` per step that waits for the device."""
+
+    def __init__(self, torch, model, batch: int, max_len: int):
+        from exllamav2 import ExLlamaV2Cache
+
+        self.torch, self.model = torch, model
+        self.cache = ExLlamaV2Cache(model, batch_size=batch, max_seq_len=max_len)
+
+    def reset(self) -> None:
+        self.cache.current_seq_len = 0
+
+    def _next(self, rows: list[list[int]]) -> list[int]:
+        logits = self.model.forward(self.torch.tensor(rows, dtype=self.torch.long), self.cache, last_id_only=True)
+        return self.torch.argmax(logits[:, -1], dim=-1).tolist()
+
+    def prefill(self, prompts: list[list[int]]) -> list[int]:
+        return self._next(prompts)
+
+    def decode(self, tokens: list[int]) -> list[int]:
+        return self._next([[t] for t in tokens])
+
+
+def load(args, torch, max_batch_size: int = 1):
+    """Config, model and fp16 cache, loaded the way test_inference.py loads them (model_init);
+    ``max_batch_size``: the largest batch a forward will get (a sweep's), which sizes the scratch buffers."""
     from exllamav2 import ExLlamaV2, ExLlamaV2Cache, ExLlamaV2Config
 
     config = ExLlamaV2Config(args.model)  # reads config.json and indexes the *.safetensors
     config.max_seq_len = args.opts.max_seq_len
+    config.max_batch_size = max_batch_size
     # load_autosplit() does this itself; doing it for every load mode keeps their buffers alike
     config.max_input_len = min(config.max_input_len, args.opts.max_seq_len)
     config.arch_compat_overrides()
@@ -151,6 +186,43 @@ def bench(args) -> None:
     if args.opts.crosscheck:
         doc["crosscheck"] = common.guarded_crosscheck("ExLlamaV2 dynamic generator", crosscheck, torch, model,
                                                       cache, args, ids, doc)
+    model.unload()
+    common.write(doc, args.out)
+
+
+def sweep(args) -> None:
+    """Every batch size x prompt length on one loaded model (module docstring, Sweep)."""
+    import dataclasses
+
+    torch, exllamav2 = _import()
+    ids = common.parse_ids(args.prompt_ids)
+    batches, lengths = common.parse_ids(args.batch_sizes), common.parse_ids(args.prompt_lengths)
+    # the model's own max_seq_len (its RoPE tables) covers the longest point
+    args.opts = dataclasses.replace(args.opts, max_seq_len=max(args.opts.max_seq_len, max(lengths) + args.gen_len))
+    config, model, cache = load(args, torch, max_batch_size=max(batches))
+    del cache  # each point gets a cache of its own batch size
+    steppers: dict = {}
+
+    def run_point(p_ids, batch, nvml):
+        key = (batch, len(p_ids))
+        if key not in steppers:
+            steppers.clear()
+            torch.cuda.empty_cache()  # the last point's cache goes back: each point's memory is its own
+            steppers[key] = BatchStepper(torch, model, batch, len(p_ids) + args.gen_len)
+        return common.generate_batch(steppers[key], p_ids, batch, args.gen_len, nvml)
+
+    doc = common.sweep(run_point, args, ids)
+    doc.update(
+        engine_version=engine_version(torch, exllamav2),
+        prompt_token_ids=ids,
+        settings={"gpu_split": args.gpu_split, "autosplit": args.autosplit, "max_seq_len": args.opts.max_seq_len,
+                  "max_input_len": config.max_input_len, "max_batch_size": config.max_batch_size,
+                  "cache": "fp16 (ExLlamaV2Cache of batch B)", "attention": attention_backend(config),
+                  "cuda_graphs": not config.no_graphs,
+                  "loop": "model.forward(ids[B, n], cache, last_id_only=True) + argmax per row"},
+        **facts(torch, config, model),
+    )
+    doc["versions"] = {"exllamav2": exllamav2.__version__, "torch": torch.__version__, "cuda": torch.version.cuda}
     model.unload()
     common.write(doc, args.out)
 
@@ -290,10 +362,13 @@ def check(args) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m llmperf_nb.drivers.exllamav2")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("bench")
-    b.add_argument("--model", required=True, help="folder with config.json and *.safetensors (GPTQ or EXL2)")
-    common.add_workload_args(b)
-    options.add_argument(b)  # llmperf_nb/options/exllamav2.py: gpu_split, max_seq_len, crosscheck
+    for name in ("bench", "sweep"):
+        b = sub.add_parser(name)
+        b.add_argument("--model", required=True, help="folder with config.json and *.safetensors (GPTQ or EXL2)")
+        common.add_workload_args(b)
+        options.add_argument(b)  # llmperf_nb/options/exllamav2.py: gpu_split, max_seq_len, crosscheck
+        if name == "sweep":
+            common.add_sweep_args(b)
     sub.add_parser("check")
     args = ap.parse_args(argv)
     if args.cmd == "check":
@@ -302,7 +377,7 @@ def main(argv=None) -> None:
     # gpu_split: None (the first GPU), "auto" (fill the GPUs in turn: -gs auto), or GB per GPU ("17,17": -gs)
     args.autosplit = args.opts.gpu_split == "auto"
     args.gpu_split = None if args.autosplit else args.opts.gpu_split
-    bench(args)
+    (sweep if args.cmd == "sweep" else bench)(args)
 
 
 if __name__ == "__main__":

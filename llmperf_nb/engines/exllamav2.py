@@ -26,7 +26,7 @@ from ..models import get_model
 from ..options import argv as options_argv
 from ..options.exllamav2 import Options
 from ..process import python
-from .base import Engine, Measurement, Prepared, cache_key, measurement_from_raw, workload_args
+from .base import Engine, Measurement, Prepared, cache_key, driver_command, measurement_from_raw, workload_args
 
 GPTQ_WRITER_VERSION = 1  # bump when weights/gptq.py writes different bytes for the same inputs
 
@@ -43,8 +43,8 @@ class ExLlamaV2Engine(Engine):
     options_class = Options
     label_ignores = ("crosscheck",)
     formats = {"int4": "GPTQ 4-bit g128"}
-    workload_gaps = {"sweep": "no batched driver yet (its dynamic generator batches; not wired into llmperf-nb)",
-                     "serve": "no OpenAI-compatible server of its own (TabbyAPI is a separate project)"}
+    workloads = ("single", "sweep")
+    workload_gaps = {"serve": "no OpenAI-compatible server of its own (TabbyAPI is a separate project)"}
     dockerfiles = {"cuda": "Dockerfile.cu121.exllamav2"}
     parsers = {
         "response": parsers.parse_response,
@@ -70,17 +70,20 @@ class ExLlamaV2Engine(Engine):
         _need_gpu(cell)
         opts = self.options(**cell.engine.options)
         n_prompt = len(tokenizer.prompt_ids(cell.prompt)[0])
-        if n_prompt + cell.gen_len > opts.max_seq_len:
+        # a sweep's driver makes the cache as long as each point needs (max_seq_len is then a floor)
+        if cell.kind == "single" and n_prompt + cell.gen_len > opts.max_seq_len:
             raise ConfigError(f"{n_prompt} prompt + {cell.gen_len} generated tokens do not fit option "
                               f"'max_seq_len' ({opts.max_seq_len})")
         split = opts.gpu_split or ("auto" if cell.gpu.count > 1 else None)
         if split not in (None, "auto") and len(split.split(",")) > cell.gpu.count:
             raise ConfigError(f"option 'gpu_split' {split!r} names more GPUs than the cell's {cell.gpu.count}")
+        # a sweep has no cross-check (the generator runs unpaged, batch 1, without flash-attn)
+        crosscheck = opts.crosscheck and cell.kind == "single"
         return [
-            python(), "-m", "llmperf_nb.drivers.exllamav2", "bench",
+            python(), "-m", "llmperf_nb.drivers.exllamav2", driver_command(cell),
             "--model", prepared.artifact,
             *workload_args(cell, raw_path),
-            *options_argv(dataclasses.replace(opts, gpu_split=split)),
+            *options_argv(dataclasses.replace(opts, gpu_split=split, crosscheck=crosscheck)),
         ]
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:
