@@ -44,6 +44,8 @@ def build(results_dir: Path, out_dir: Path, title: str | None = None) -> Path:
         os.replace(new, executed)
         if _log(new).exists():
             os.replace(_log(new), _log(executed))
+        else:  # the kernel said nothing this time: an earlier build's log is not this notebook's
+            _log(executed).unlink(missing_ok=True)
     except OSError as e:
         raise LlmPerfError(f"{out_dir}: report not written ({e.strerror or e}); the previous one is kept") from None
     finally:

@@ -27,7 +27,10 @@ def gpu_import(tarball, reports):
 @pytest.mark.slow
 def test_a_job_tarball_lands_in_the_report_and_loses_no_ok_result(tmp_path):
     reports = tmp_path / "reports"
-    shutil.copytree(PUBLISHED, reports / "serving-h200" / "results")
+    for cell in (SWEEP, SERVE, FAILED):  # three of the published cells: the report is rebuilt over them
+        shutil.copytree(PUBLISHED / cell, reports / "serving-h200" / "results" / cell)
+    stale = reports / "serving-h200" / "analysis.ipynb.kernel.log"  # an earlier build's kernel log
+    stale.write_text("MissingIDFieldWarning: from an earlier build\n")
     # what a GPU job tars: .gpu-build/reports/serving-h200/results/<cell>
     job = tmp_path / "job" / ".gpu-build" / "reports" / "serving-h200" / "results"
     shutil.copytree(PUBLISHED / SERVE, job / SERVE)  # an ok cell measured again, with AIPerf's inputs
@@ -58,6 +61,7 @@ def test_a_job_tarball_lands_in_the_report_and_loses_no_ok_result(tmp_path):
     readme = (reports / "serving-h200" / "README.md").read_text()
     assert (reports / "serving-h200" / "index.html").stat().st_mtime > (dest / SERVE / "result.json").stat().st_mtime
     assert "llama.cpp" in readme
+    assert not stale.exists() or "earlier build" not in stale.read_text()  # only this build's log, if any
 
 
 def test_bad_input_is_one_line(tmp_path):
