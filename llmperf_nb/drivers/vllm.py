@@ -176,12 +176,24 @@ def sample_from_output(out, prompt_tokens: int, t_call: float, t_done: float, nv
         decode_tok_s=(len(tokens) - 1) / decode_s if decode_s > 0 else None,
         timing_source=SPLIT,
     )
+    return _with_decode_readings(s, latencies, nvml, first, last)
+
+
+def _with_decode_readings(s: dict, latencies: list[float] | None, nvml, first: float, last: float) -> dict:
+    """``s`` with its per-token latencies, where the step clock gave them, and the GPUs' energy over the
+    decode (``first`` to ``last``: the engine-core clock, which NVML's sampling thread shares)."""
     if latencies is not None:
         s["token_latencies_s"] = latencies
     if nvml is not None:
         s["decode_energy_j"] = nvml.energy_joules(first, last)
         s["decode_mean_w"] = nvml.mean_watts(first, last)
     return s
+
+
+def greedy(sampling_params, gen_len: int):
+    """Greedy, exactly ``gen_len`` tokens (EOS ignored), no detokenization."""
+    return sampling_params(n=1, temperature=0.0, top_p=1.0, max_tokens=gen_len, min_tokens=gen_len, ignore_eos=True,
+                           detokenize=False)
 
 
 def make_llm(args, **scheduler):
@@ -303,8 +315,7 @@ def bench(args) -> None:
     print(ENGINE_MARK, flush=True)
     llm = make_llm(args)
     clock = StepClock(llm)
-    params = SamplingParams(n=1, temperature=0.0, top_p=1.0, max_tokens=args.gen_len, min_tokens=args.gen_len,
-                            ignore_eos=True, detokenize=False)
+    params = greedy(SamplingParams, args.gen_len)
     prompt = {"prompt_token_ids": ids}
 
     def one_run(nvml):
@@ -371,12 +382,7 @@ def batch_sample(outs, prompt_tokens: int, t_call: float, t_done: float, steps: 
         if all(b > a for a, b in zip(firsts, lasts, strict=True)) else None,
         timing_source=SPLIT,
     )
-    if latencies is not None:
-        s["token_latencies_s"] = latencies
-    if nvml is not None:
-        s["decode_energy_j"] = nvml.energy_joules(t_first, t_last)
-        s["decode_mean_w"] = nvml.mean_watts(t_first, t_last)
-    return s
+    return _with_decode_readings(s, latencies, nvml, t_first, t_last)
 
 
 def sweep(args) -> None:
@@ -389,8 +395,7 @@ def sweep(args) -> None:
     print(ENGINE_MARK, flush=True)
     llm = make_llm(args, **scheduler)
     clock = StepClock(llm)
-    params = SamplingParams(n=1, temperature=0.0, top_p=1.0, max_tokens=args.gen_len, min_tokens=args.gen_len,
-                            ignore_eos=True, detokenize=False)
+    params = greedy(SamplingParams, args.gen_len)
 
     def run_point(p_ids, batch, nvml):
         clock.reset()
