@@ -447,7 +447,7 @@ def fake_vllm(monkeypatch):
     sampling = type("SamplingParams", (), {"__init__": lambda self, **kw: setattr(self, "kw", kw)})
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=FakeLLM, SamplingParams=sampling,
                                                                    __version__="0.0.test"))
-    for key in driver.ENV_DEFAULTS:
+    for key in {**driver.ENV_DEFAULTS, **driver.SWEEP_ENV}:
         monkeypatch.setenv(key, "")  # records the original for teardown; the driver's defaults are tested
         monkeypatch.delenv(key)
 
@@ -542,6 +542,7 @@ def test_driver_sweeps_a_grid_in_one_engine(fake_vllm, tmp_path):
     assert s["token_latencies_s"] == pytest.approx([0.0014] * 10) and s["distinct_sequences"] == 1
     assert s["prefill_tok_s"] == pytest.approx(4 * 600 / 0.01)
     assert doc["settings"]["max_num_batched_tokens"] == 8192 and doc["identical_tokens"] is True
+    assert doc["settings"]["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"  # all B requests queued before a step
     assert doc["timing_source"] == driver.SPLIT and "crosscheck" not in doc
 
 

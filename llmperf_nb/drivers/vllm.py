@@ -65,8 +65,9 @@ Sweep (``sweep``): one engine for the whole grid; a repetition of a point is one
 copies of the prompt (prefix caching off: each is prefilled). The scheduler's token budget
 (``max_num_batched_tokens``) is raised to the grid's largest B x P, and ``max_num_seqs`` to its largest B,
 so that the B prompts are prefilled in one engine step, then decoded together, as the other engines'
-sweeps do (:func:`batch_sample` counts the steps the prefill took, ``prefill_steps``; more than one marks
-the point). The split comes from the same engine-core clock: the prefill ends at the step that gave
+sweeps do; the engine core runs in this process (:data:`SWEEP_ENV`), so that all B requests are queued
+before its first step (:func:`batch_sample` counts the steps the prefill took, ``prefill_steps``; more
+than one marks the point). The split comes from the same engine-core clock: the prefill ends at the step that gave
 the last sequence its first token; decode tok/s (total) = tokens of the steps after it / time to the
 last token; per-sequence = (gen_tokens - 1) / that sequence's own decode time; one step is one latency.
 No cross-check in a sweep.
@@ -385,8 +386,17 @@ def batch_sample(outs, prompt_tokens: int, t_call: float, t_done: float, steps: 
     return _with_decode_readings(s, latencies, nvml, t_first, t_last)
 
 
+#: the sweep's engine core runs in this process (vLLM's in-process client): ``LLM.generate`` then hands all B
+#: requests to the scheduler before its first step. With the core in its own process (the default) the
+#: requests reach it one by one over a socket while it already steps, so the first ones are prefilled before
+#: the last arrive (``prefill_steps`` > 1). A value already set wins.
+SWEEP_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+
+
 def sweep(args) -> None:
     """Every batch size x prompt length on one engine (module docstring, Sweep)."""
+    for key, value in SWEEP_ENV.items():
+        os.environ.setdefault(key, value)
     set_env_defaults()
     from vllm import SamplingParams
 
@@ -406,7 +416,7 @@ def sweep(args) -> None:
 
     doc = common.sweep(run_point, args, ids, continuous=True)  # metrics' clock: sample throughout
     runs = [s for p in doc["points"] for s in p["warmup_samples"] + p["samples"]]
-    doc.update(_facts(args, llm, clock, runs, ids, **scheduler))
+    doc.update(_facts(args, llm, clock, runs, ids, **scheduler, **{k: os.environ.get(k) for k in SWEEP_ENV}))
     common.write(doc, args.out)
 
 
