@@ -5,7 +5,8 @@
 #   scripts/gpu-run.sh run PARAMS [ARGS]  prepare, then `llmperf-nb run PARAMS ARGS`
 #   scripts/gpu-run.sh env                print the exports that make the prepared tools visible
 #   scripts/gpu-run.sh server             prepare, then build llama-server in the same llama.cpp build
-#   scripts/gpu-run.sh stage              unpack a carried prebuilt llama.cpp build (and the bindings' sdist)
+#   scripts/gpu-run.sh stage              unpack a carried prebuilt llama.cpp build (and the bindings' sdist),
+#                                         and a carried ExLlamaV2 extension
 #
 # One CMake build of the llama.cpp vendored in llama-cpp-python gives both the shared library the
 # Python bindings load (LLAMA_CPP_LIB_PATH) and llama-bench for the cross-check, so the harness and
@@ -22,7 +23,12 @@ LCP=$BUILD/llama_cpp_python-$LCP_VERSION
 # the Python side of llama-cpp-python alone (a copy of its llama_cpp/ folder), when the sdist is not carried
 [ -d "$REPO/.gpu/llama_cpp_py/llama_cpp" ] && [ ! -f "$REPO/.gpu/llama-cpp-python-$LCP_VERSION-trimmed.tar.gz" ] \
     && LCP=$REPO/.gpu/llama_cpp_py
-PREBUILT=$REPO/.gpu/llama-cuda-prebuilt  # llama.cpp/bin of an earlier build (tar.xz split in parts)
+PREBUILT=${LLAMA_PREBUILT:-$REPO/.gpu/llama-cuda-prebuilt}  # llama.cpp/bin of an earlier build (tar.xz split in parts)
+# ExLlamaV2's extension as an earlier machine JIT-built it (scripts/gpu-jobs/save-exllamav2-build.sh): xz parts
+# of exllamav2_ext.so, unpacked into $EXL_EXT, which goes on PYTHONPATH; exllamav2 imports a module of that
+# name before it would JIT-build one (its ext.py), which saves ~4 min of device time
+EXL_PREBUILT=${EXL_PREBUILT:-$REPO/.gpu/exllamav2-ext-prebuilt}
+EXL_EXT=$BUILD/exllamav2-ext
 LLAMA=$BUILD/llama.cpp
 CUDA_ARCH=${CUDA_ARCH:-90}
 JOBS=${JOBS:-$(nproc)}
@@ -30,7 +36,7 @@ log() { echo "gpu-run: $*" >&2; }
 
 exports() {
     cat <<EOS
-export PYTHONPATH=$LCP:$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONPATH=$LCP:$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}$([ -f "$EXL_EXT/exllamav2_ext.so" ] && echo ":$EXL_EXT")
 export JUPYTER_PATH=$SITE/share/jupyter
 export LLAMA_CPP_LIB_PATH=$LLAMA/bin
 export LLAMA_BENCH=$LLAMA/bin/llama-bench
@@ -86,12 +92,25 @@ unpack_prebuilt() {
         "$(cd "$LLAMA/bin" && ls llama-* | tr '\n' ' '))"
 }
 
+unpack_exllamav2_ext() {
+    # same torch and CUDA as the machine that built it (the extension links against torch's libraries)
+    [ -f "$EXL_EXT/exllamav2_ext.so" ] && return 0
+    compgen -G "$EXL_PREBUILT/exllamav2_ext.so.xz.*" >/dev/null || return 1
+    mkdir -p "$EXL_EXT"
+    cat "$EXL_PREBUILT"/exllamav2_ext.so.xz.* | xz -dc >"$EXL_EXT/exllamav2_ext.so.tmp"
+    mv "$EXL_EXT/exllamav2_ext.so.tmp" "$EXL_EXT/exllamav2_ext.so"
+    log "ExLlamaV2: using the carried extension in $EXL_PREBUILT ($(du -h "$EXL_EXT/exllamav2_ext.so" | cut -f1))"
+}
+
 stage() {
     # a call of its own for the prebuilt build (43 MB with llama-server): with wheels beside it, a call
     # would carry more than the 64 MiB it may; what it unpacks stays in $BUILD for the next calls
     mkdir -p "$BUILD"
     extract_bindings
-    unpack_prebuilt || { log "nothing to stage: no $PREBUILT/llama-cuda.txz.*"; return 1; }
+    local staged=0
+    unpack_prebuilt && staged=1
+    unpack_exllamav2_ext && staged=1
+    [ "$staged" = 1 ] || { log "nothing to stage: no $PREBUILT/llama-cuda.txz.*, no $EXL_PREBUILT/exllamav2_ext.so.xz.*"; return 1; }
 }
 
 build_llama_cpp() {
@@ -137,13 +156,14 @@ build_exllamav2() {
     local start=$SECONDS
     MAX_JOBS=$JOBS python3 -m llmperf_nb.drivers.exllamav2 check >"$BUILD/exllamav2-jit.log" 2>&1 \
         || { tail -30 "$BUILD/exllamav2-jit.log" >&2; return 1; }
-    log "ExLlamaV2 extension ready in $((SECONDS - start)) s"
+    log "ExLlamaV2 extension ready in $((SECONDS - start)) s ($(tail -1 "$BUILD/exllamav2-jit.log"))"
 }
 
 prepare() {
     mkdir -p "$BUILD"
     install_wheels
     install_mlc
+    unpack_exllamav2_ext || true  # before the exports: they put it on PYTHONPATH when it is there
     eval "$(exports)"
     # builds finish before anything is measured: a compile beside a benchmark slows the benchmark
     # (seen: llama.cpp 7B decode 11 % under llama-bench while ExLlamaV2's extension compiled). The two

@@ -10,6 +10,8 @@ CACHE=${CACHE:-/tmp/llmperf-cache}
 OUTROOT=${OUTROOT:-.gpu-build/reports}
 scripts/gpu-run.sh prepare
 eval "$(scripts/gpu-run.sh env)"
+# SAVE_EXLLAMAV2=DIR: bring the extension just JIT-built back for the next machine (save-exllamav2-build.sh)
+[ -n "${SAVE_EXLLAMAV2:-}" ] && { scripts/gpu-jobs/save-exllamav2-build.sh "$SAVE_EXLLAMAV2" || true; }
 
 left() { echo $((END - SECONDS)); }
 
