@@ -143,6 +143,14 @@ def escaped(value):
     return value
 
 
+def as_output(text: str) -> str:
+    """A value :func:`escaped` made inert, back as it was, for printing as program output: the page shows a
+    cell's printed text in a ``<pre>`` and escapes it itself (escaped twice, a log would read ``&quot;``)."""
+    import html
+
+    return html.unescape(text)
+
+
 #: What marks a table cell whose decode speed is not stable enough to compare (stats.stability_warnings).
 UNSTABLE = "\u26a0"
 

@@ -20,7 +20,7 @@ def test_values_from_result_files_are_escaped_in_html_and_markdown(tmp_path):
     ok["gpu"]["detected"] = [XSS[0]]
     ok["hardware"] = {"gpu": {"detected": [XSS[0]], "driver": XSS[1], "cuda": "12"}, "cpu": {"model": XSS[1]}}
     ok["engine_version"], ok["prompt"], ok["notes"] = XSS[1], XSS[2], [XSS[0]]
-    failed["error"] = {"message": XSS[1], "step": XSS[0], "log_tail": XSS[1]}
+    failed["error"] = {"message": XSS[1], "step": XSS[0], "log_tail": XSS[1] + ' File "<frozen runpy>", it\'s'}
     results_dir = write_dir(tmp_path / "r", ok, failed)
     done = cli("report", results_dir)
     assert done.returncode == 0, done.stderr
@@ -29,6 +29,9 @@ def test_values_from_result_files_are_escaped_in_html_and_markdown(tmp_path):
     for page in (html, readme):
         assert "<img src=x" not in page and "<script>alert" not in page and "](javascript:" not in page
     assert "&lt;script&gt;alert(2)" in html and "&lt;img src=x onerror=alert(1)&gt;" in readme
+    # the log tail is printed program output: escaped once, by the page (twice, it read &quot;&lt;frozen ...)
+    assert "&amp;quot;" not in html and "&amp;lt;frozen" not in html and "&amp;#39;" not in html
+    assert "&lt;frozen runpy&gt;" in html
     assert report.EXTERNAL.search(html) is None
     # the result files themselves are kept as they were measured
     assert json.loads((results_dir / ok["cell_id"] / results.RESULT_NAME).read_text())["engine_version"] == XSS[1]
