@@ -150,13 +150,47 @@ def generate_batch(stepper: BatchStepper, ids: list[int], batch: int, gen_len: i
     if nvml is not None:
         nvml.mark()
     s = sample(len(ids), seqs[0], t0, t_first, last, latencies, nvml, decode_start)
-    digests = [token_digest(q) for q in seqs]
     s.update(batch_size=batch, gen_tokens=min(map(len, seqs)), prefill_tok_s=batch * len(ids) / (t_first - t0),
              per_seq_decode_tok_s=s["decode_tok_s"],
              decode_tok_s=batch * (len(seqs[0]) - 1) / s["decode_s"] if s["decode_s"] > 0 else None,
-             token_ids_sha256=hashlib.sha256(";".join(digests).encode()).hexdigest(),
-             distinct_sequences=len(set(digests)))
+             **batch_digest(seqs))
     return s
+
+
+def batch_digest(seqs: list[list[int]]) -> dict:
+    """A batch's work in a sample: ``token_ids_sha256`` over every sequence's ids (equal digests in every
+    repetition: the same work) and how many distinct sequences it decoded."""
+    digests = [token_digest(q) for q in seqs]
+    return {"token_ids_sha256": hashlib.sha256(";".join(digests).encode()).hexdigest(),
+            "distinct_sequences": len(set(digests))}
+
+
+class PointSteppers:
+    """``run_point`` for :func:`sweep` from a driver's batched stepper: ``make(batch, max_len)`` makes one per
+    (batch size, prompt length); the previous one is let go first, so that each point's memory is its own:
+    a stepper with ``close()`` is closed, then ``after_release()`` runs with no reference to it left
+    (``torch.cuda.empty_cache``, which can only give back what nothing holds)."""
+
+    def __init__(self, make, gen_len: int, after_release=None):
+        self.make, self.gen_len, self.after_release = make, gen_len, after_release
+        self.key = self.stepper = None
+
+    def __call__(self, ids: list[int], batch: int, nvml=None) -> dict:
+        if (batch, len(ids)) != self.key:
+            self.release()
+            self.stepper = self.make(batch, len(ids) + self.gen_len)
+            self.key = (batch, len(ids))
+        return generate_batch(self.stepper, ids, batch, self.gen_len, nvml)
+
+    def release(self) -> None:
+        old, self.stepper, self.key = self.stepper, None, None
+        if old is None:
+            return
+        if hasattr(old, "close"):
+            old.close()
+        del old
+        if self.after_release is not None:
+            self.after_release()
 
 
 def sweep(run_point, args, ids: list[int], continuous: bool = False) -> dict:

@@ -201,17 +201,10 @@ def sweep(args) -> None:
     args.opts = dataclasses.replace(args.opts, max_seq_len=max(args.opts.max_seq_len, max(lengths) + args.gen_len))
     config, model, cache = load(args, torch, max_batch_size=max(batches))
     del cache  # each point gets a cache of its own batch size
-    steppers: dict = {}
-
-    def run_point(p_ids, batch, nvml):
-        key = (batch, len(p_ids))
-        if key not in steppers:
-            steppers.clear()
-            torch.cuda.empty_cache()  # the last point's cache goes back: each point's memory is its own
-            steppers[key] = BatchStepper(torch, model, batch, len(p_ids) + args.gen_len)
-        return common.generate_batch(steppers[key], p_ids, batch, args.gen_len, nvml)
-
-    doc = common.sweep(run_point, args, ids)
+    # the last point's cache goes back to the device: each point's memory is its own
+    steppers = common.PointSteppers(lambda batch, max_len: BatchStepper(torch, model, batch, max_len), args.gen_len,
+                                    torch.cuda.empty_cache)
+    doc = common.sweep(steppers, args, ids)
     doc.update(
         engine_version=engine_version(torch, exllamav2),
         prompt_token_ids=ids,

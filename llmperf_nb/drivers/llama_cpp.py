@@ -181,20 +181,9 @@ def sweep(args) -> None:
     ids = common.parse_ids(args.prompt_ids)
     log_cb = _quiet_logs(L)  # noqa: F841 (llama.cpp keeps the pointer: it must stay alive)
     model = load_model(L, args)
-    steppers: dict = {}
-
-    def run_point(p_ids, batch, nvml):
-        key = (batch, len(p_ids))
-        if key not in steppers:
-            for old in steppers.values():
-                old.close()
-            steppers.clear()
-            steppers[key] = BatchStepper(L, model, args, batch, len(p_ids) + args.gen_len)
-        return common.generate_batch(steppers[key], p_ids, batch, args.gen_len, nvml)
-
-    doc = common.sweep(run_point, args, ids)
-    for old in steppers.values():
-        old.close()
+    steppers = common.PointSteppers(lambda batch, max_len: BatchStepper(L, model, args, batch, max_len), args.gen_len)
+    doc = common.sweep(steppers, args, ids)
+    steppers.release()
     info = L.llama_print_system_info().decode().strip()
     doc.update(engine_version=f"llama-cpp-python {L.__version__} (llama.cpp vendored in it); {info}",
                prompt_token_ids=ids,

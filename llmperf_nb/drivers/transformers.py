@@ -107,19 +107,11 @@ def sweep(args) -> None:
         sys.exit("a sweep runs with --cache static (a cache of B rows, fixed shapes)")
     ids = common.parse_ids(args.prompt_ids)
     model, facts = load(torch, args)
-    steppers: dict = {}
-
-    def run_point(p_ids, batch, nvml):
-        key = (batch, len(p_ids))
-        if key not in steppers:
-            steppers.clear()
-            if args.device == "cuda":  # the last point's cache goes back to the device: each point's memory is its own
-                torch.cuda.empty_cache()
-            steppers[key] = BatchStepper(torch, model, args, max_len=len(p_ids) + args.gen_len)
-        return common.generate_batch(steppers[key], p_ids, batch, args.gen_len, nvml)
-
+    # the last point's cache goes back to the device: each point's memory is its own
+    steppers = common.PointSteppers(lambda batch, max_len: BatchStepper(torch, model, args, max_len=max_len),
+                                    args.gen_len, torch.cuda.empty_cache if args.device == "cuda" else None)
     with torch.inference_mode():
-        doc = common.sweep(run_point, args, ids)
+        doc = common.sweep(steppers, args, ids)
     doc.update(
         engine_version=f"transformers {transformers.__version__} / torch {torch.__version__} "
                        f"({args.device}, {args.opts.dtype}, static cache of batch B, {'compiled' if args.opts.compile else 'eager'})",

@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import statistics
@@ -110,9 +109,11 @@ ENV_DEFAULTS = {
 }
 
 
-def set_env_defaults() -> None:
-    for key, value in ENV_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+def set_env_defaults(*more: dict) -> None:
+    """:data:`ENV_DEFAULTS` (and ``more``, a sweep's :data:`SWEEP_ENV`) where the environment has no value."""
+    for table in (ENV_DEFAULTS, *more):
+        for key, value in table.items():
+            os.environ.setdefault(key, value)
 
 
 class StepClock:
@@ -348,11 +349,8 @@ def batch_sample(outs, prompt_tokens: int, t_call: float, t_done: float, steps: 
     """One repetition of a sweep point from the B ``RequestOutput``s of one ``generate`` call and the
     engine steps :class:`StepClock` noted (engine-core timestamps; the metrics' clock)."""
     seqs = [list(o.outputs[0].token_ids) for o in outs]
-    digests = [common.token_digest(q) for q in seqs]
     s = {"prompt_tokens": prompt_tokens, "batch_size": len(seqs), "gen_tokens": min(map(len, seqs)),
-         "e2e_s": t_done - t_call, "token_ids": seqs[0],
-         "token_ids_sha256": hashlib.sha256(";".join(digests).encode()).hexdigest(),
-         "distinct_sequences": len(set(digests))}
+         "e2e_s": t_done - t_call, "token_ids": seqs[0], **common.batch_digest(seqs)}
     metrics = [getattr(o, "metrics", None) for o in outs]
     firsts = [getattr(m, "first_token_ts", 0.0) or 0.0 for m in metrics]
     lasts = [getattr(m, "last_token_ts", 0.0) or 0.0 for m in metrics]
@@ -395,9 +393,7 @@ SWEEP_ENV = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 def sweep(args) -> None:
     """Every batch size x prompt length on one engine (module docstring, Sweep)."""
-    for key, value in SWEEP_ENV.items():
-        os.environ.setdefault(key, value)
-    set_env_defaults()
+    set_env_defaults(SWEEP_ENV)
     from vllm import SamplingParams
 
     ids = common.parse_ids(args.prompt_ids)

@@ -236,6 +236,12 @@ def gpu_env(cell: Cell) -> dict[str, str]:
     return {"CUDA_VISIBLE_DEVICES": ",".join(map(str, indices)), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
 
 
+def crosscheck_for(cell: Cell, opts) -> bool:
+    """Whether the driver runs the engine's own tool beside the measurement (option ``crosscheck``): the
+    tools time batch 1, so only a single cell runs one; a sweep's options keep the flag for its label."""
+    return bool(opts.crosscheck) and cell.kind == "single"
+
+
 def driver_command(cell: Cell) -> str:
     """The driver's subcommand for the cell's workload: ``bench`` (single) or ``sweep``."""
     return "sweep" if cell.workload["kind"] == "sweep" else "bench"

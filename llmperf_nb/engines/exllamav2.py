@@ -26,7 +26,16 @@ from ..models import get_model
 from ..options import argv as options_argv
 from ..options.exllamav2 import Options
 from ..process import python
-from .base import Engine, Measurement, Prepared, cache_key, driver_command, measurement_from_raw, workload_args
+from .base import (
+    Engine,
+    Measurement,
+    Prepared,
+    cache_key,
+    crosscheck_for,
+    driver_command,
+    measurement_from_raw,
+    workload_args,
+)
 
 GPTQ_WRITER_VERSION = 1  # bump when weights/gptq.py writes different bytes for the same inputs
 
@@ -77,13 +86,11 @@ class ExLlamaV2Engine(Engine):
         split = opts.gpu_split or ("auto" if cell.gpu.count > 1 else None)
         if split not in (None, "auto") and len(split.split(",")) > cell.gpu.count:
             raise ConfigError(f"option 'gpu_split' {split!r} names more GPUs than the cell's {cell.gpu.count}")
-        # a sweep has no cross-check (the generator runs unpaged, batch 1, without flash-attn)
-        crosscheck = opts.crosscheck and cell.kind == "single"
         return [
             python(), "-m", "llmperf_nb.drivers.exllamav2", driver_command(cell),
             "--model", prepared.artifact,
             *workload_args(cell, raw_path),
-            *options_argv(dataclasses.replace(opts, gpu_split=split, crosscheck=crosscheck)),
+            *options_argv(dataclasses.replace(opts, gpu_split=split, crosscheck=crosscheck_for(cell, opts))),
         ]
 
     def parse_benchmark(self, cell: Cell, output: str, raw_path: Path) -> Measurement:

@@ -30,6 +30,7 @@ from .base import (
     Measurement,
     Prepared,
     cache_key,
+    crosscheck_for,
     driver_command,
     folder_bytes,
     measurement_from_raw,
@@ -98,7 +99,7 @@ class Transformers(Engine):
         # a sweep runs a static cache of batch B and has no cross-check
         resolved = dataclasses.replace(opts, dtype=opts.dtype or ("float16" if on_gpu else "float32"),
                                        cache="static" if cell.kind == "sweep" else opts.cache,
-                                       crosscheck=opts.crosscheck and cell.kind == "single")
+                                       crosscheck=crosscheck_for(cell, opts))
         argv = [
             python(), "-m", "llmperf_nb.drivers.transformers", driver_command(cell),
             "--model", prepared.artifact,

@@ -36,7 +36,16 @@ from ..models import get_model
 from ..options import argv as options_argv
 from ..options.vllm import Options
 from ..process import python
-from .base import Engine, Measurement, Prepared, cache_key, driver_command, measurement_from_raw, workload_args
+from .base import (
+    Engine,
+    Measurement,
+    Prepared,
+    cache_key,
+    crosscheck_for,
+    driver_command,
+    measurement_from_raw,
+    workload_args,
+)
 
 if TYPE_CHECKING:
     from ..cells import Cell
@@ -101,8 +110,7 @@ class Vllm(Engine):
         opts = self.options(**cell.engine.options)
         _require_gpu(cell)
         sweep = [driver_command(cell)] if cell.kind == "sweep" else []
-        # a sweep has no cross-check (vllm bench latency times batch 1 here)
-        opts = dataclasses.replace(opts, crosscheck=opts.crosscheck and cell.kind == "single")
+        opts = dataclasses.replace(opts, crosscheck=crosscheck_for(cell, opts))
         argv = [
             python(), "-m", "llmperf_nb.drivers.vllm", *sweep,
             "--model", prepared.artifact,
