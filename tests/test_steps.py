@@ -146,7 +146,12 @@ def test_a_notebook_kernel_talks_over_unix_sockets_not_tcp_ports(tmp_path):
     assert transport == "ipc"
     if sys.platform.startswith("linux"):  # the abstract namespace: no socket file, none left by a killed run
         assert ip.startswith("@llmperf-nb-kernel-")
-    assert sorted(p.name for p in out.parent.iterdir()) == ["probe.ipynb"]
+    # no socket file beside the notebook; the kernel's own log may be (libzmq at times aborts a kernel as it shuts
+    # down, after the notebook is saved: "Assertion failed: pfd.revents & POLLIN"), but never over a taken address
+    left = sorted(p.name for p in out.parent.iterdir())
+    assert [n for n in left if n != "probe.ipynb.kernel.log"] == ["probe.ipynb"], left
+    log = out.parent / "probe.ipynb.kernel.log"
+    assert not log.exists() or "Address already in use" not in log.read_text(), log.read_text()
 
 
 def test_a_kernel_that_cannot_start_fails_its_notebook_and_says_why(tmp_path, monkeypatch):
