@@ -225,9 +225,10 @@ def _unclean_footnote(rows: list[dict], what: str) -> str:
 
 def not_run_lines(docs: list[dict]) -> list[str]:
     """A line per sweep or serving cell that was not measured, and why (an engine with no batched API)."""
+    rows = [*(("sweep", r) for r in sweep_rows(docs)), *(("serve", r) for r in serve_rows(docs))]
     return [
-        f"{r['engine']} ({r['model']}, {r['gpu']}, {r['quantization']}): {r['status']}"
-        for r in [*sweep_rows(docs), *serve_rows(docs)]
+        f"{r['engine']} ({r['model']}, {r['gpu']}, {r['quantization']}, {kind}): {r['status']}"
+        for kind, r in rows
         if r["status"] != "ok"
     ]
 

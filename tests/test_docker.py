@@ -83,15 +83,33 @@ def test_container_environment_is_the_allow_list_without_host_paths(monkeypatch)
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
     monkeypatch.setenv("VIRTUAL_ENV", "/home/me/.venv")
+    monkeypatch.setenv("AIPERF", "/home/me/.venv-aiperf/bin/aiperf")  # the image sets its own (serve cells)
+    monkeypatch.setenv("LLAMA_SERVER", "/home/me/llama-server")
     env = dr.container_env("nvidia", "llmperf-nb/x:cpu-0@sha256:1")
     assert "HF_TOKEN" not in env and "AWS_SECRET_ACCESS_KEY" not in env
     assert env["OMP_NUM_THREADS"] == "2" and env["PYTHONUNBUFFERED"] == "1"
     # host paths would hide the image's own; a host GPU index means another GPU once the container renumbers
-    assert not {"PATH", "VIRTUAL_ENV", "CUDA_VISIBLE_DEVICES"} & set(env)
+    assert not {"PATH", "VIRTUAL_ENV", "CUDA_VISIBLE_DEVICES", "AIPERF", "LLAMA_SERVER"} & set(env)
     assert env["HOME"] == "/tmp" and env["PYTHONPATH"] == "/workspace"
     assert env["LLMPERF_NB_IMAGE"] == "llmperf-nb/x:cpu-0@sha256:1"
     assert dr.container_env("amd", "i")["CUDA_VISIBLE_DEVICES"] == "2,3"  # ROCm containers see every GPU
     assert dr.container_env("cpu", "i", {"HF_TOKEN": SECRET})["HF_TOKEN"] == SECRET  # the setup step's
+
+
+def test_the_images_with_a_server_pin_the_aiperf_the_project_runs():
+    """The serve workload's load generator, in the images whose engine has a server and whose Python can hold it
+    (AIPerf needs >= 3.11; the Ubuntu 22.04 CUDA and ROCm bases have 3.10 and say so); one version everywhere."""
+    import re
+
+    from llmperf_nb import loadgen
+
+    pinned = {p.name: re.findall(r"AIPERF_SPEC=(\S+)", p.read_text()) for p in (ROOT / "docker").glob("Dockerfile.*")}
+    pinned = {name: found for name, found in pinned.items() if found}
+    assert set(pinned) == {"Dockerfile.cpu.llama_cpp", "Dockerfile.cu130.vllm"}
+    assert {spec for found in pinned.values() for spec in found} == {f"aiperf=={loadgen.VERSION}"}
+    assert f"AIPERF_SPEC ?= aiperf=={loadgen.VERSION}" in (ROOT / "Makefile").read_text()
+    for name in pinned:
+        assert "AIPERF=/opt/aiperf/bin/aiperf" in (ROOT / "docker" / name).read_text()
 
 
 def test_tag_follows_the_dockerfile_its_copied_files_and_build_args(tmp_path):
@@ -471,6 +489,38 @@ def test_the_cli_stopped_or_killed_stops_the_cells_container(docker_client, llam
         assert run.returncode == 130 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
         doc = json.loads((tmp_path / "out" / "results" / container.labels[f"{containers.LABEL}.cell"] / "result.json").read_text())
         assert doc["status"] == "failed" and doc["error"]["message"].startswith("interrupted (")
+
+
+SERVE = ("name: s\nmodels: [tiny-llama]\ngpus: [cpu]\nquantization: int4\nengines: [llama_cpp]\nwarmup: 1\n"
+         "workloads:\n  - kind: serve\n    concurrency: [1, 2]\n    input_len: 16\n    output_len: 8\n    rounds: 2\n")
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_serve_cell_runs_its_server_and_load_generator_in_the_engines_container(
+    docker_client, llama_cpp_cpu_image, tmp_path_factory, cache_dir
+):
+    """--runner docker: llama-server and AIPerf are the image's (LLAMA_SERVER, AIPERF there; the host's values of
+    those names stay out), the server is a child of the benchmark step inside its container, gone with it."""
+    env = {"AIPERF": "/nonexistent/aiperf", "LLAMA_SERVER": "/nonexistent/llama-server"}  # host paths: not inside
+    out, done, seconds = _run(tmp_path_factory, cache_dir, SERVE, "--runner", "docker", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [doc] = results.load_dir(out / "results")
+    assert doc["status"] == "ok", doc["error"]
+    tag, image, _, _ = llama_cpp_cpu_image
+    assert doc["hardware"]["container_image"] == f"{tag}@{image.id}"
+    server, loadgen = doc["build"]["server"], doc["build"]["loadgen"]
+    assert server["path"] == "/usr/local/bin/llama-server" and "0c1e570" in server["version"]
+    assert server["source"] == "LLAMA_SERVER, on the libllama the bindings load (one build)"  # found through ldd
+    assert loadgen == {"tool": "aiperf", "version": "0.13.0", "records": "profile_export.jsonl"}
+    assert [p["concurrency"] for p in doc["points"]] == [1, 2]
+    for p in doc["points"]:
+        n = 2 * p["concurrency"]
+        assert p["completed"] == n and p["problems"] == [] and len(p["requests"]) == n
+        assert p["token_check"]["equal"] is True and p["token_check"]["server_counter"] == n * 8
+    assert "127.0.0.1" in (out / "results" / doc["cell_id"] / "server.log").read_text()
+    assert docker_client.containers.list(all=True, filters={"label": containers.LABEL}) == []
+    print(f"serve cell in docker (2 levels): {seconds:.0f} s")
 
 
 def test_setup_json_of_a_skip_has_what_the_pipeline_reads(tmp_path):

@@ -59,7 +59,7 @@ def test_a_server_that_died_at_start_is_named_by_its_cause_in_the_report():
     doc = json.loads((Path(__file__).parent / "data" / "results" / "vllm-serve-died-at-start.json").read_text())
     [line] = throughput.not_run_lines([doc])
     assert line.endswith("ends: ModuleNotFoundError: No module named 'uvicorn'"), line
-    assert "vLLM (Llama2-7B, H200 141GB, int4): failed: the server exited (code 1)" in line
+    assert "vLLM (Llama2-7B, H200 141GB, int4, serve): failed: the server exited (code 1)" in line
 
 
 def test_a_server_that_exits_before_it_is_ready_fails_with_its_cause_first(tmp_path):
@@ -79,3 +79,34 @@ def test_a_server_that_exits_before_it_is_ready_fails_with_its_cause_first(tmp_p
     first = str(caught.value).splitlines()[0]
     assert first == ("the server exited (code 1) before it was ready: ModuleNotFoundError: No module named "
                      "'uvicorn_is_not_here'; its log (server.log) ends:")
+
+
+def test_a_given_llama_server_is_one_build_with_the_bindings_when_it_loads_their_libllama(tmp_path, monkeypatch):
+    """In the Docker images llama-server is in /usr/local/bin and loads /usr/local/lib/libllama.so.0, the library the
+    bindings load (LLAMA_CPP_LIB_PATH): ldd says so (captured in the CPU image). Elsewhere it is built elsewhere."""
+    from llmperf_nb.engines import llama_server
+    from llmperf_nb.process import Completed
+
+    ldd = (Path(__file__).parent / "data" / "logs" / "llama_cpp" / "ldd-llama-server-docker-cpu.txt").read_text()
+    server = tmp_path / "bin" / "llama-server"
+    server.parent.mkdir()
+    server.write_text("#!/bin/sh\n")
+    server.chmod(0o755)
+    monkeypatch.setenv("LLAMA_SERVER", str(server))
+    asked = []
+
+    def run(argv, **kw):
+        asked.append(argv[0])
+        return Completed(list(argv), 0, ldd, 0.0)
+
+    found = lambda: llama_server._find_or_build(tmp_path, "cpu", run)["source"]  # noqa: E731
+    one, elsewhere = "LLAMA_SERVER, on the libllama the bindings load (one build)", "LLAMA_SERVER (built elsewhere)"
+    monkeypatch.setenv("LLAMA_CPP_LIB_PATH", "/usr/local/lib")
+    assert found() == one and asked == ["ldd"]
+    monkeypatch.setenv("LLAMA_CPP_LIB_PATH", str(tmp_path / "other"))
+    assert found() == elsewhere
+    monkeypatch.setenv("LLAMA_CPP_LIB_PATH", str(server.parent))  # beside it (scripts/gpu-run.sh): no ldd asked
+    asked.clear()
+    assert found() == one and asked == []
+    monkeypatch.delenv("LLAMA_CPP_LIB_PATH")
+    assert found() == elsewhere

@@ -248,7 +248,7 @@ class TestCpuServing:
         assert "## Batch sweeps" in readme and "## Serving" in readme
         c4 = docs["tiny-llama__cpu__llama_cpp__int4__serve"]["points"][1]
         assert f"| tiny-llama | CPU | llama.cpp | int4 | 4 | {c4['output_tok_s']:.1f} |" in readme
-        assert "HF transformers (tiny-llama, CPU, fp16): not run: HF transformers: no server of its own" in readme
+        assert "HF transformers (tiny-llama, CPU, fp16, serve): not run: HF transformers: no server of its own" in readme
         html = (out / "index.html").read_text()
         assert "Pareto" in html and "data:image/png;base64," in html
         # no batch-1 cell in this run: the report starts at its sweeps, without empty batch-1 sections

@@ -4,8 +4,8 @@
 #
 # 1. fetch the llama-cpp-python sdist from PyPI and check its sha256 and the vendored llama.cpp
 #    commit (the sdist's vendor/llama.cpp IS the pinned llama.cpp);
-# 2. build llama.cpp ONCE with CMake: shared libs + llama-bench, llama-completion, llama-quantize;
-#    install them to /usr/local/{bin,lib};
+# 2. build llama.cpp ONCE with CMake: shared libs + llama-bench, llama-completion, llama-quantize and
+#    llama-server (the serve workload's server: no web UI, no HTTPS); install them to /usr/local/{bin,lib};
 # 3. install into /opt/venv, in one pip resolution: llama-cpp-python with LLAMA_BUILD=OFF (no second
 #    build; it loads $LLAMA_CPP_LIB_PATH/libllama.so, /usr/local/lib per the Dockerfile), gguf from
 #    the same llama.cpp tree, and PY_PACKAGES; the package's own llama_cpp/lib also gets symlinks
@@ -18,7 +18,7 @@
 set -eux
 
 : "${LLAMA_CPP_PYTHON_VERSION:?}"
-TARGETS="llama-bench llama-completion llama-quantize"
+TARGETS="llama-bench llama-completion llama-quantize llama-server"
 SRC_DIR=/tmp/llama-src
 BUILD_DIR=/tmp/llama-build
 
@@ -48,7 +48,8 @@ fi
 cmake -S "$src/vendor/llama.cpp" -B "$BUILD_DIR" \
     -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON \
     -DGGML_NATIVE=OFF -DLLAMA_OPENSSL=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
+    -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF \
     -DLLAMA_BUILD_COMMIT="$(echo "$commit" | cut -c1-7)" -DLLAMA_BUILD_NUMBER=0 \
     -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON -DCMAKE_INSTALL_RPATH=/usr/local/lib \
     ${LLAMA_CPP_CMAKE_ARGS:-}
@@ -83,6 +84,7 @@ if [ -e "$stub" ] && ! ldconfig -p | grep -q 'libcuda\.so\.1 '; then
 fi
 llama-bench --help >/dev/null
 llama-completion --version
+llama-server --version
 python -c "import importlib.metadata as m, llama_cpp
 print('llama-cpp-python', llama_cpp.__version__, '| gguf', m.version('gguf'), '| numpy', m.version('numpy'))
 print(llama_cpp.llama_print_system_info().decode())"

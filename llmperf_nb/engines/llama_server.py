@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
 from pathlib import Path
 
-from ..exceptions import EngineError
+from ..exceptions import EngineError, LlmPerfError
 from ..process import python
 
 #: bump when the build below makes a different binary from the same inputs
@@ -61,11 +62,8 @@ def _find_or_build(cache_dir: Path, backend: str, run) -> dict:
     if given:
         if not os.access(given, os.X_OK):
             raise EngineError(f"LLAMA_SERVER={given} is not an executable file")
-        lib = os.environ.get("LLAMA_CPP_LIB_PATH")
-        same = lib and Path(given).resolve().parent == Path(lib).resolve()
-        # scripts/gpu-run.sh builds it in the CMake build folder of the library the bindings load
-        source = ("LLAMA_SERVER, beside the libllama the bindings load (one build)" if same
-                  else "LLAMA_SERVER (built elsewhere)")
+        source = ("LLAMA_SERVER, on the libllama the bindings load (one build)"
+                  if _one_build(given, os.environ.get("LLAMA_CPP_LIB_PATH"), run) else "LLAMA_SERVER (built elsewhere)")
         return {"path": given, "source": source, "cached": True}
     version = bindings_version()
     sdist = _sdist(cache_dir / "llama-server" / "src", version, run)
@@ -84,6 +82,23 @@ def _find_or_build(cache_dir: Path, backend: str, run) -> dict:
     info["llama_cpp_commit"] = _build(sdist, out, flags, run)
     (out / "BUILD_INFO.json").write_text(json.dumps(info, indent=1))
     return {**info, "cached": False}
+
+
+def _one_build(server: str, lib: str | None, run) -> bool:
+    """Whether ``server`` runs on the libllama the bindings load (``lib``, their LLAMA_CPP_LIB_PATH): it lies in that
+    folder (scripts/gpu-run.sh builds it in the CMake build folder of that library), or the dynamic loader resolves
+    its libllama.so there (the Docker images: docker/llama_cpp/build-llama-cpp.sh)."""
+    if not lib:
+        return False
+    folder = Path(lib).resolve()
+    if Path(server).resolve().parent == folder:
+        return True
+    try:
+        said = run(["ldd", server], timeout=60, check=False).output
+    except (OSError, LlmPerfError):  # no ldd: a label, never a failed cell
+        return False
+    found = re.search(r"^\s*libllama\.so\S* => (/\S+)", said, re.M)
+    return bool(found) and Path(found.group(1)).resolve().parent == folder
 
 
 def bindings_version() -> str:

@@ -35,7 +35,7 @@ LOCAL_BASES = {"llmperf-nb/base:bookworm": "docker/base/make-base-image.sh (as r
 HOST_SPECIFIC = frozenset({
     "PATH", "HOME", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "CUDA_HOME", "LLAMA_CPP_LIB_PATH",
     "HF_HOME", "HF_HUB_CACHE", "LLMPERF_NB_CACHE", "LLAMA_BENCH", "LLAMA_CPP_DIR", "TORCH_EXTENSIONS_DIR",
-    "JUPYTER_PATH",
+    "JUPYTER_PATH", "LLAMA_SERVER", "LLAMA_CPP_SDIST", "AIPERF", "MLC_LLM_SOURCE",
 })
 GPU_SELECTION = frozenset({"CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"})
 #: a download needs a network; "host" also works on daemons without a bridge (the dev/CI one)
