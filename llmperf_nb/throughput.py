@@ -337,15 +337,28 @@ def plot_sweep(docs: list[dict], ax=None):
     return ax
 
 
+def frame(rows: list[dict]):
+    """A DataFrame of table rows in which a column of whole numbers stays whole where a row that was not run
+    leaves gaps (pandas would make it float, and the page would read "batch 1.00")."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    for col in df.columns:
+        values = [r[col] for r in rows if r.get(col) is not None]
+        if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            df[col] = df[col].astype("Int64")
+    return df
+
+
 def result_tables(doc: dict) -> list:
     """What the benchmark notebook shows of its cell's result: DataFrames of its raw samples and statistics
     (single), or of its points (sweep, serve)."""
     import pandas as pd
 
     if results.kind(doc) == "sweep":
-        return [pd.DataFrame(sweep_rows([doc]))]
+        return [frame(sweep_rows([doc]))]
     if results.kind(doc) == "serve":
-        return [pd.DataFrame(serve_rows([doc]))]
+        return [frame(serve_rows([doc]))]
     samples = pd.DataFrame(doc["samples"]).drop(
         columns=["token_latencies_s", "token_ids", "first_token_ids"], errors="ignore"
     )

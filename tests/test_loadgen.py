@@ -110,3 +110,20 @@ def test_a_given_llama_server_is_one_build_with_the_bindings_when_it_loads_their
     assert found() == one and asked == []
     monkeypatch.delenv("LLAMA_CPP_LIB_PATH")
     assert found() == elsewhere
+
+
+def test_whole_number_columns_stay_whole_beside_a_cell_that_failed():
+    """The published serving-h200 cells: llama.cpp's levels and vLLM's server that died at start (a row of gaps).
+    pandas alone makes the concurrency column float ("c 1.00" on the page); throughput.frame keeps it whole."""
+    from llmperf_nb import results, throughput
+
+    docs = results.load_dir(Path(__file__).parents[1] / "reports" / "serving-h200" / "results")
+    rows = throughput.serve_rows(docs)
+    assert any(r["status"] != "ok" for r in rows)
+    import pandas as pd
+
+    assert pd.DataFrame(rows)["concurrency"].dtype == "float64"  # what the page showed before
+    serving = throughput.frame(rows)
+    assert str(serving["concurrency"].dtype) == "Int64" and str(serving["requests"].dtype) == "Int64"
+    assert serving["concurrency"].dropna().tolist() == [r["concurrency"] for r in rows if r["status"] == "ok"]
+    assert serving["output_tok_s"].dtype == "float64"  # measured figures stay as they are
