@@ -171,6 +171,12 @@ def executable() -> str:
     import shutil
 
     found = os.environ.get("AIPERF") or shutil.which("aiperf")
+    image = os.environ.get("LLMPERF_NB_IMAGE")  # set by --runner docker: advice for the host would mislead
+    if not found and image:
+        raise EngineError(
+            f"the serve workload's load generator is AIPerf {VERSION}, and this image has none ({image}): "
+            "run the cell without --runner docker, or in an image that holds it (docker/README.md)"
+        )
     if not found:
         raise EngineError(
             f"the serve workload's load generator is AIPerf {VERSION}: install it in its own "

@@ -37,6 +37,7 @@ def measure(cell, engine, prepared, cell_dir: Path, cache_dir: Path, env: dict) 
     """Start the server, load it at every concurrency level, stop it; the levels as raw points."""
     w = cell.workload
     deadline = time.monotonic() + cell.timeout_s
+    loadgen.executable()  # no load generator: say so before a server loads the model (minutes on a GPU)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     tokenizer = loadgen.tokenizer_dir(cell.model, cache_dir)

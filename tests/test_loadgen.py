@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from llmperf_nb import loadgen, points
 
@@ -127,3 +128,25 @@ def test_whole_number_columns_stay_whole_beside_a_cell_that_failed():
     assert str(serving["concurrency"].dtype) == "Int64" and str(serving["requests"].dtype) == "Int64"
     assert serving["concurrency"].dropna().tolist() == [r["concurrency"] for r in rows if r["status"] == "ok"]
     assert serving["output_tok_s"].dtype == "float64"  # measured figures stay as they are
+
+
+def test_without_aiperf_a_serve_cell_fails_before_its_server_starts_and_says_where_to_get_it(make_cell, tmp_path,
+                                                                                         monkeypatch):
+    from llmperf_nb import process, serving
+    from llmperf_nb.exceptions import EngineError
+
+    monkeypatch.delenv("AIPERF", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no aiperf on it
+    monkeypatch.delenv("LLMPERF_NB_IMAGE", raising=False)
+
+    def no_server(*args, **kwargs):
+        raise AssertionError("a server was started")
+
+    monkeypatch.setattr(process, "background", no_server)
+    cell = make_cell("tiny-llama", "cpu", "llama_cpp", workload={"kind": "serve", "concurrency": [1],
+                                                                 "input_len": 8, "output_len": 4})
+    with pytest.raises(EngineError, match=r"AIPerf 0\.13\.0: install it in its own environment"):
+        serving.measure(cell, None, None, tmp_path, tmp_path, {})
+    monkeypatch.setenv("LLMPERF_NB_IMAGE", "llmperf-nb/llama_cpp:cu121-0@sha256:1")  # inside a container
+    with pytest.raises(EngineError, match=r"and this image has none \(llmperf-nb/llama_cpp:cu121-0@sha256:1\): run"):
+        serving.measure(cell, None, None, tmp_path, tmp_path, {})
