@@ -171,19 +171,17 @@ def executable() -> str:
     import shutil
 
     found = os.environ.get("AIPERF") or shutil.which("aiperf")
+    if found:
+        return found
     image = os.environ.get("LLMPERF_NB_IMAGE")  # set by --runner docker: advice for the host would mislead
-    if not found and image:
-        raise EngineError(
-            f"the serve workload's load generator is AIPerf {VERSION}, and this image has none ({image}): "
-            "run the cell without --runner docker, or in an image that holds it (docker/README.md)"
-        )
-    if not found:
-        raise EngineError(
-            f"the serve workload's load generator is AIPerf {VERSION}: install it in its own "
-            f"environment (python -m venv .venv-aiperf && .venv-aiperf/bin/pip install aiperf=={VERSION}; "
-            "make setup-test does) and set AIPERF=.venv-aiperf/bin/aiperf, or put aiperf on PATH"
-        )
-    return found
+    where = (
+        f", and this image has none ({image}): run the cell without --runner docker, or in an image that holds it "
+        "(docker/README.md)"
+        if image
+        else f": install it in its own environment (python -m venv .venv-aiperf && .venv-aiperf/bin/pip install "
+        f"aiperf=={VERSION}; make setup-test does) and set AIPERF=.venv-aiperf/bin/aiperf, or put aiperf on PATH"
+    )
+    raise EngineError(f"the serve workload's load generator is AIPerf {VERSION}{where}")
 
 
 @lru_cache(maxsize=1)
