@@ -24,14 +24,15 @@
 #   MANIFEST     the packed paths, one a line
 #   INPUTS       size, mtime and path of every packed file (what makes a re-pack a no-op)
 #   KK/          part-KK, and copies of SHA256SUMS and MANIFEST: the folder a device call carries
-# Environment: XFER_PART_BYTES (default 52428800 = 50 MiB), XFER_DIR (default <repo>/.xfer),
-# XFER_RECV_DIR (default /tmp/xfer).
+# Environment: XFER_PART_BYTES (default 41943040 = 40 MiB: a device call carries 64 MiB together with
+# the tracked files, about 17 MB in Nov 2026, so 50 MiB parts no longer fit), XFER_DIR (default
+# <repo>/.xfer), XFER_RECV_DIR (default /tmp/xfer).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 XFER_DIR=${XFER_DIR:-$REPO/.xfer}
 RECV_DIR=${XFER_RECV_DIR:-/tmp/xfer}
-PART_BYTES=${XFER_PART_BYTES:-52428800}
+PART_BYTES=${XFER_PART_BYTES:-41943040}
 
 die() { echo "xfer: error: $*" >&2; exit 1; }
 log() { echo "xfer: $*" >&2; }
