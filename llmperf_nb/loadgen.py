@@ -12,7 +12,16 @@ engines' environments need not agree with. ``$AIPERF`` names its executable, els
 One level = one ``aiperf profile`` run: ``requests`` requests to ``/v1/completions``, streamed, at most
 ``concurrency`` in flight, synthetic prompts of exactly ``input_len`` tokens of the model's tokenizer,
 ``max_tokens = min_tokens = output_len`` with ``ignore_eos`` (llama-server and vLLM both honour it).
-This module builds the argv and reads the per-request records it exports (``profile_export.jsonl``).
+This module builds the argv and reads what it exports: the per-request records (``profile_export.jsonl``:
+latencies, the server's ``usage``) and every streamed event with its arrival time
+(``profile_export_raw.jsonl``), from which the tokens the client received are counted and timed.
+
+Counting streamed tokens: AIPerf counts an event only if it carries text. vLLM sends an event for every
+token, with empty text when the token's bytes end inside a UTF-8 character (random weights write such
+tokens now and then; its own ``vllm bench serve`` counts those events), so AIPerf's count fell short of
+the server's by 1-5 tokens of 256 on an H200 (2026-11-30). Here an event counts as the token ids it lists
+where the server lists them (vLLM with ``return_token_ids``), else as one token if it carries text (a
+llama-server event carries one token; its closing event has empty text and ``usage``, and no token).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from .exceptions import EngineError, LlmPerfError, ParseError
 
 TOOL = "aiperf"
 RECORDS_FILE = "profile_export.jsonl"
+STREAM_FILE = "profile_export_raw.jsonl"
 WORKLOAD_NOTE = (
     "streamed /v1/completions, fixed input and output lengths, ignore_eos; TTFT, inter-chunk "
     "latencies and end-to-end latency per request as the client saw them"
@@ -42,8 +52,11 @@ def argv(
     output_len: int,
     out: Path,
     seed: int,
+    extras: dict[str, str] | None = None,
 ) -> list[str]:
-    """The command of one level."""
+    """The command of one level; ``extras``: fields added to every request body (the engine's
+    ``server_request_extras``)."""
+    added = [a for k, v in (extras or {}).items() for a in ("--extra-inputs", f"{k}:{v}")]
     return [
         executable(),
         "profile",
@@ -72,6 +85,7 @@ def argv(
         "ignore_eos:true",
         "--extra-inputs",
         f"min_tokens:{output_len}",
+        *added,
         "--random-seed",
         str(seed),
         # a new connection for every request: with AIPerf's pool (the default), a request sent on a kept-alive
@@ -82,7 +96,7 @@ def argv(
         "--output-artifact-dir",
         str(out),
         "--export-level",
-        "records",
+        "raw",  # the records, and every streamed event (STREAM_FILE)
         "--ui-type",
         "none",
         "--no-server-metrics",
@@ -94,8 +108,9 @@ def argv(
 def parse(out: Path) -> tuple[list[dict], float]:
     """(per-request records, the level's wall time in s) from what one run exported.
 
-    A record: ``ttft_s``, ``itl_s`` (the gap before each streamed token after the first), ``e2e_s``,
-    ``output_tokens`` (the tokens the client received as stream events: 1 + the gaps),
+    A record: ``ttft_s``, ``itl_s`` (the gap before each streamed event that carried a token, after the
+    first), ``e2e_s``, ``output_tokens`` (the tokens the client received, counted per event as the module
+    docstring says), ``stream_events`` (the events that carried them),
     ``server_output_tokens`` and ``prompt_tokens`` (the server's ``usage`` of that response, BOS included),
     ``client_prompt_tokens`` (the prompt as the generator made it, in the tokenizer's tokens),
     ``cached_prompt_tokens`` (prompt tokens the server took from a cache), ``retokenized_output_tokens``
@@ -109,6 +124,10 @@ def parse(out: Path) -> tuple[list[dict], float]:
     raw = [_record(line) for line in lines]
     if not raw:
         raise ParseError(f"{TOOL}: {path} holds no request")
+    streams = _streams(Path(out) / STREAM_FILE)
+    if streams is not None:
+        for r, line in zip(raw, lines, strict=True):
+            _from_stream(r, streams.get(line["metadata"].get("x_request_id")))
     t0 = min(r.pop("_start_ns") for r in raw)
     end = max(r.pop("_end_ns") for r in raw)
     for r, line in zip(raw, lines, strict=True):
@@ -141,6 +160,57 @@ def _record(line: dict) -> dict:
     elif rec["ttft_s"] is None or e2e is None:
         rec["error"] = "no first token or no end time recorded"
     return rec
+
+
+def _streams(path: Path) -> dict[str, dict] | None:
+    """Each request's streamed events from STREAM_FILE, by request id: ``start_ns`` (AIPerf's clock, as
+    its ``time_to_first_token`` counts from) and ``events``, (arrival ns, tokens) of each event that
+    carried a token. None when the file is absent (results of runs before it was exported)."""
+    if not path.exists():
+        return None
+    out = {}
+    try:
+        for text in path.read_text().splitlines():
+            if not text.strip():
+                continue
+            line = json.loads(text)
+            events = []
+            for response in line.get("responses") or []:
+                n = sum(_tokens_in(p) for p in response.get("packets") or [])
+                if n:
+                    events.append((response["perf_ns"], n))
+            out[line["metadata"]["x_request_id"]] = {"start_ns": line["start_perf_ns"], "events": events}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ParseError(f"{TOOL}: {path} is not a stream export this project reads: {e!r}") from None
+    return out
+
+
+def _tokens_in(packet: dict) -> int:
+    """The tokens one server-sent event carries (module docstring, Counting streamed tokens)."""
+    if packet.get("name") != "data" or packet.get("value", "").strip() in ("", "[DONE]"):
+        return 0
+    choices = json.loads(packet["value"]).get("choices") or []
+    if not choices:
+        return 0  # the closing usage-only event
+    ids = choices[0].get("token_ids")
+    if ids is not None:
+        return len(ids)
+    return 1 if choices[0].get("text") else 0
+
+
+def _from_stream(rec: dict, stream: dict | None) -> None:
+    """A record's token count, TTFT and gaps from its streamed events, where they were exported."""
+    if stream is None or "error" in rec:
+        return
+    events = stream["events"]
+    if not events:
+        rec["error"] = "no streamed event carried a token"
+        return
+    times = [t for t, _ in events]
+    rec["ttft_s"] = (times[0] - stream["start_ns"]) / 1e9
+    rec["itl_s"] = [(b - a) / 1e9 for a, b in zip(times[:-1], times[1:], strict=True)]
+    rec["output_tokens"] = sum(n for _, n in events)
+    rec["stream_events"] = len(events)
 
 
 def _value(metrics: dict, name: str, unit: str):
@@ -202,7 +272,7 @@ def version() -> str:
 
 
 def describe() -> dict:
-    return {"tool": TOOL, "version": version(), "records": RECORDS_FILE}
+    return {"tool": TOOL, "version": version(), "records": RECORDS_FILE, "stream": STREAM_FILE}
 
 
 def tokenizer_dir(model: str, cache_dir: Path) -> Path:

@@ -130,7 +130,8 @@ def wait_healthy(server, base: str, log: Path, deadline: float) -> float:
 
 def _level(engine, base, name, tokenizer, concurrency, requests, w, out: Path, deadline, seed) -> dict:
     before = counters(base, engine.server_counters)
-    argv = loadgen.argv(base, name, tokenizer, concurrency, requests, w["input_len"], w["output_len"], out, seed)
+    argv = loadgen.argv(base, name, tokenizer, concurrency, requests, w["input_len"], w["output_len"], out, seed,
+                        engine.server_request_extras)
     left = deadline - time.monotonic()
     if left <= 0:
         raise StepTimeout(f"no time left for concurrency {concurrency} within the cell's time limit")

@@ -10,7 +10,9 @@
 #     result that is not "ok" never replaces a published "ok" one (nothing measured is lost: the new
 #     failed folder stays in the temporary extraction, whose path the output names);
 #   - a serve cell's bulky AIPerf inputs (loadgen/*/inputs.json: the prompts, made again from the
-#     seed; profile_export.jsonl: the records result.json already holds) are left out;
+#     seed; profile_export.jsonl and profile_export_raw.jsonl: the records and streamed events that
+#     result.json already holds, the second tens of MB a cell) and AIPerf's marker
+#     .aiperf_results_ready.json are left out;
 # then `llmperf-nb report REPORTS_DIR/NAME/results` rebuilds each report touched.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,7 +48,8 @@ while IFS= read -r results; do
             set_aside=1
             continue
         fi
-        find "$cell" -path '*/loadgen/*' \( -name inputs.json -o -name profile_export.jsonl \) -delete
+        find "$cell" -path '*/loadgen/*' \( -name inputs.json -o -name profile_export.jsonl -o -name profile_export_raw.jsonl \
+            -o -name .aiperf_results_ready.json \) -delete
         rm -rf "$dest/$id.importing"
         cp -r "$cell" "$dest/$id.importing"
         rm -rf "$dest/$id"

@@ -24,15 +24,16 @@
 #   MANIFEST     the packed paths, one a line
 #   INPUTS       size, mtime and path of every packed file (what makes a re-pack a no-op)
 #   KK/          part-KK, and copies of SHA256SUMS and MANIFEST: the folder a device call carries
-# Environment: XFER_PART_BYTES (default 41943040 = 40 MiB: a device call carries 64 MiB together with
-# the tracked files, about 17 MB in Nov 2026, so 50 MiB parts no longer fit), XFER_DIR (default
-# <repo>/.xfer), XFER_RECV_DIR (default /tmp/xfer).
+# Environment: XFER_PART_BYTES (default 33554432 = 32 MiB: a device call carries 64 MiB together with
+# the tracked files, 25 MB at the end of Nov 2026; `plan` says when a part no longer fits beside them),
+# XFER_DIR (default <repo>/.xfer), XFER_RECV_DIR (default /tmp/xfer).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 XFER_DIR=${XFER_DIR:-$REPO/.xfer}
 RECV_DIR=${XFER_RECV_DIR:-/tmp/xfer}
-PART_BYTES=${XFER_PART_BYTES:-41943040}
+PART_BYTES=${XFER_PART_BYTES:-33554432}
+CALL_BYTES=${XFER_CALL_BYTES:-67108864}  # what one device call carries: the tracked files and the carried paths
 
 die() { echo "xfer: error: $*" >&2; exit 1; }
 log() { echo "xfer: $*" >&2; }
@@ -111,6 +112,12 @@ plan() {
         echo "call $i/$total: carry [\".xfer/$name/$k\"]  command: scripts/xfer.sh receive $name $k"
     done
     echo "# then, in the call that uses them (no carry needed): scripts/xfer.sh unpack $name DEST"
+    local tracked largest
+    tracked=$(git -C "$REPO" ls-files -z | (cd "$REPO" && xargs -0 stat -c %s 2>/dev/null) | awk '{s += $1} END {print s + 0}')
+    largest=$(for k in $parts; do stat -c %s "$dir/$k/part-$k"; done | sort -n | tail -1)
+    if [ $((tracked + largest)) -gt "$CALL_BYTES" ]; then
+        echo "# WARNING: a part ($largest bytes) and the tracked files ($tracked bytes) exceed the $CALL_BYTES a call carries: pack again with a smaller XFER_PART_BYTES"
+    fi
 }
 
 missing_parts() {  # parts listed in the received SHA256SUMS but not in the receive folder

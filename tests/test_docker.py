@@ -512,7 +512,8 @@ def test_a_serve_cell_runs_its_server_and_load_generator_in_the_engines_containe
     server, loadgen = doc["build"]["server"], doc["build"]["loadgen"]
     assert server["path"] == "/usr/local/bin/llama-server" and "0c1e570" in server["version"]
     assert server["source"] == "LLAMA_SERVER, on the libllama the bindings load (one build)"  # found through ldd
-    assert loadgen == {"tool": "aiperf", "version": "0.13.0", "records": "profile_export.jsonl"}
+    assert loadgen == {"tool": "aiperf", "version": "0.13.0", "records": "profile_export.jsonl",
+                       "stream": "profile_export_raw.jsonl"}
     assert [p["concurrency"] for p in doc["points"]] == [1, 2]
     for p in doc["points"]:
         n = 2 * p["concurrency"]

@@ -15,7 +15,14 @@ IMPORT = ROOT / "scripts" / "gpu-import.sh"
 PUBLISHED = ROOT / "reports" / "serving-h200" / "results"
 SWEEP = "Llama-2-7b-chat-hf__auto__llama_cpp__int4__sweep"  # ok
 SERVE = "Llama-2-7b-chat-hf__auto__llama_cpp__int4__serve"  # ok, with loadgen/
-FAILED = "Llama-2-7b-chat-hf__auto__vllm__int4__serve"  # failed
+FAILED = "Llama-2-7b-chat-hf__auto__vllm__int4__serve"
+#: that cell as first published (2026-11-30 05:24 UTC): its server died at start
+FAILED_DOC = ROOT / "tests" / "data" / "results" / "vllm-serve-died-at-start.json"
+
+
+def failed_cell(folder):
+    folder.mkdir(parents=True)
+    shutil.copy(FAILED_DOC, folder / "result.json")
 
 
 def gpu_import(tarball, reports):
@@ -27,8 +34,9 @@ def gpu_import(tarball, reports):
 @pytest.mark.slow
 def test_a_job_tarball_lands_in_the_report_and_loses_no_ok_result(tmp_path):
     reports = tmp_path / "reports"
-    for cell in (SWEEP, SERVE, FAILED):  # three of the published cells: the report is rebuilt over them
+    for cell in (SWEEP, SERVE):  # two of the published cells and a failed one: the report is rebuilt over them
         shutil.copytree(PUBLISHED / cell, reports / "serving-h200" / "results" / cell)
+    failed_cell(reports / "serving-h200" / "results" / FAILED)
     stale = reports / "serving-h200" / "analysis.ipynb.kernel.log"  # an earlier build's kernel log
     stale.write_text("MissingIDFieldWarning: from an earlier build\n")
     # what a GPU job tars: .gpu-build/reports/serving-h200/results/<cell>
@@ -36,7 +44,9 @@ def test_a_job_tarball_lands_in_the_report_and_loses_no_ok_result(tmp_path):
     shutil.copytree(PUBLISHED / SERVE, job / SERVE)  # an ok cell measured again, with AIPerf's inputs
     (job / SERVE / "loadgen" / "c1" / "inputs.json").write_text("{}")
     (job / SERVE / "loadgen" / "c1" / "profile_export.jsonl").write_text("{}\n")
-    shutil.copytree(PUBLISHED / FAILED, job / SWEEP)  # a failed result under an ok cell's name
+    (job / SERVE / "loadgen" / "c1" / "profile_export_raw.jsonl").write_text("{}\n")
+    (job / SERVE / "loadgen" / "c1" / ".aiperf_results_ready.json").write_text("{}")
+    failed_cell(job / SWEEP)  # a failed result under an ok cell's name
     shutil.copytree(PUBLISHED / SWEEP, job / FAILED)  # an ok result under a failed cell's name
     tarball = tmp_path / "s1.tgz"
     with tarfile.open(tarball, "w:gz") as tar:
@@ -53,6 +63,8 @@ def test_a_job_tarball_lands_in_the_report_and_loses_no_ok_result(tmp_path):
     assert f"serving-h200/{SERVE}: ok (replaced ok)" in done.stdout
     assert not list((dest / SERVE / "loadgen").rglob("inputs.json"))
     assert not list((dest / SERVE / "loadgen").rglob("profile_export.jsonl"))
+    assert not list((dest / SERVE / "loadgen").rglob("profile_export_raw.jsonl"))
+    assert not list((dest / SERVE / "loadgen").rglob(".aiperf_results_ready.json"))
     assert (dest / SERVE / "loadgen" / "c1" / "profile_export_aiperf.json").exists()
     assert not list(dest.glob("*.importing"))
     [kept] = reports.glob("gpu-import.*")  # the extraction stays for a look at the failed cell set aside

@@ -114,11 +114,12 @@ def test_a_given_llama_server_is_one_build_with_the_bindings_when_it_loads_their
 
 
 def test_whole_number_columns_stay_whole_beside_a_cell_that_failed():
-    """The published serving-h200 cells: llama.cpp's levels and vLLM's server that died at start (a row of gaps).
+    """The published serving-h200 cells beside vLLM's server that died at start on 2026-11-30 (a row of gaps).
     pandas alone makes the concurrency column float ("c 1.00" on the page); throughput.frame keeps it whole."""
     from llmperf_nb import results, throughput
 
     docs = results.load_dir(Path(__file__).parents[1] / "reports" / "serving-h200" / "results")
+    docs.append(json.loads((Path(__file__).parent / "data" / "results" / "vllm-serve-died-at-start.json").read_text()))
     rows = throughput.serve_rows(docs)
     assert any(r["status"] != "ok" for r in rows)
     import pandas as pd
@@ -150,3 +151,43 @@ def test_without_aiperf_a_serve_cell_fails_before_its_server_starts_and_says_whe
     monkeypatch.setenv("LLMPERF_NB_IMAGE", "llmperf-nb/llama_cpp:cu121-0@sha256:1")  # inside a container
     with pytest.raises(EngineError, match=r"and this image has none \(llmperf-nb/llama_cpp:cu121-0@sha256:1\): run"):
         serving.measure(cell, None, None, tmp_path, tmp_path, {})
+
+
+STREAM = DATA / "llama-server-cpu"
+
+
+def test_the_streamed_events_give_the_same_ttft_and_gaps_as_aiperf_where_every_event_has_text():
+    records, _ = loadgen.parse(STREAM)
+    lines = [json.loads(t) for t in (STREAM / loadgen.RECORDS_FILE).read_text().splitlines()]
+    assert len(records) == 2
+    for r, line in zip(records, lines, strict=True):
+        m = line["metrics"]
+        assert r["output_tokens"] == r["stream_events"] == r["server_output_tokens"] == 16  # the closing event has none
+        assert r["ttft_s"] == pytest.approx(m["time_to_first_token"]["value"] / 1e3, abs=1e-9)
+        assert r["itl_s"] == pytest.approx([v / 1e3 for v in m["inter_chunk_latency"]["value"]], abs=1e-9)
+
+
+def test_an_event_counts_the_token_ids_it_lists_and_without_them_one_token_if_it_has_text():
+    # the forms of vLLM 0.25's streamed completion events (vllm/entrypoints/openai/completion/serving.py,
+    # return_token_ids): a token whose bytes end inside a UTF-8 character comes with empty text
+    def event(choices, **rest):
+        return {"name": "data", "value": json.dumps({"object": "text_completion", "choices": choices, **rest})}
+
+    assert loadgen._tokens_in(event([{"index": 0, "text": "", "token_ids": [31739], "finish_reason": None}])) == 1
+    assert loadgen._tokens_in(event([{"index": 0, "text": " ab", "token_ids": [263, 29890]}])) == 2
+    assert loadgen._tokens_in(event([], usage={"completion_tokens": 256})) == 0  # the closing usage-only event
+    assert loadgen._tokens_in(event([{"index": 0, "text": "", "finish_reason": "length"}])) == 0  # llama-server's
+    assert loadgen._tokens_in(event([{"index": 0, "text": "x"}])) == 1
+    assert loadgen._tokens_in({"name": "data", "value": "[DONE]"}) == 0
+
+
+def test_vllm_asks_its_server_to_list_the_token_ids_of_each_event(tmp_path, monkeypatch):
+    from llmperf_nb.engines import registry
+
+    monkeypatch.setenv("AIPERF", "/opt/aiperf")
+    for name, extra in (("vllm", ["return_token_ids:true"]), ("llama_cpp", [])):
+        argv = loadgen.argv("http://127.0.0.1:1", "m", tmp_path, 4, 16, 512, 256, tmp_path, 0,
+                            registry[name].server_request_extras)
+        given = [argv[i + 1] for i, a in enumerate(argv) if a == "--extra-inputs"]
+        assert given == ["ignore_eos:true", "min_tokens:256", *extra]
+        assert argv[argv.index("--export-level") + 1] == "raw"

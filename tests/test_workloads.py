@@ -225,6 +225,7 @@ class TestCpuServing:
             n = SERVE["rounds"] * p["concurrency"]
             assert len(p["requests"]) == n and p["completed"] == n and p["problems"] == []
             assert {r["output_tokens"] for r in p["requests"]} == {out_len}
+            assert {r["stream_events"] for r in p["requests"]} == {out_len}  # counted from each streamed event
             assert all(
                 len(r["itl_s"]) == out_len - 1 for r in p["requests"]
             )  # a gap per streamed token after the first

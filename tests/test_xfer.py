@@ -75,6 +75,14 @@ def test_plan_names_one_carry_path_and_command_per_part(here):
                      for i in range(3)]
 
 
+def test_plan_warns_when_a_part_no_longer_fits_a_call_beside_the_tracked_files(here):
+    src, env = here
+    xfer("pack", "w", "wheels", cwd=src, env=env)
+    assert "WARNING" not in xfer("plan", "w", cwd=src, env=env).stdout  # 100 kB parts, 64 MiB a call
+    tight = xfer("plan", "w", cwd=src, env={**env, "XFER_CALL_BYTES": str(PART)}).stdout  # the repo's files too
+    assert "exceed the 100000 a call carries: pack again with a smaller XFER_PART_BYTES" in tight, tight
+
+
 def test_receive_out_of_order_resumable_then_unpack(here, tmp_path):
     src, env = here
     xfer("pack", "w", "wheels", "notes.txt", cwd=src, env=env)

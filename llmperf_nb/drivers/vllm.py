@@ -329,7 +329,7 @@ def bench(args) -> None:
                                   clock.token_latencies(len(out.outputs[0].token_ids)))
 
     doc = common.measure(one_run, args, continuous=True)  # metrics' clock: sample throughout
-    doc.update(_facts(args, llm, clock, doc["warmup_samples"] + doc["samples"], ids))
+    doc.update(_facts(args, llm, clock, [doc["warmup_samples"] + doc["samples"]], ids))
     if check_run is not None:
         doc["crosscheck"] = common.guarded_crosscheck(CROSSCHECK_TOOL, crosscheck_summary, check_run,
                                                       doc["samples"], args.gen_len, len(ids))
@@ -411,17 +411,18 @@ def sweep(args) -> None:
         return batch_sample(outs, len(p_ids), t_call, t_done, list(clock.steps), nvml)
 
     doc = common.sweep(run_point, args, ids, continuous=True)  # metrics' clock: sample throughout
-    runs = [s for p in doc["points"] for s in p["warmup_samples"] + p["samples"]]
-    doc.update(_facts(args, llm, clock, runs, ids, **scheduler, **{k: os.environ.get(k) for k in SWEEP_ENV}))
+    groups = [p["warmup_samples"] + p["samples"] for p in doc["points"]]
+    doc.update(_facts(args, llm, clock, groups, ids, **scheduler, **{k: os.environ.get(k) for k in SWEEP_ENV}))
     common.write(doc, args.out)
 
 
-def _facts(args, llm, clock: StepClock, runs: list[dict], ids: list[int], **settings) -> dict:
+def _facts(args, llm, clock: StepClock, groups: list[list[dict]], ids: list[int], **settings) -> dict:
     """What the raw document says besides the samples: versions, settings, how the times were taken.
-    ``runs``: every repetition, warm-up included (a sweep: of every point)."""
+    ``groups``: the repetitions, warm-up included, that must decode the same tokens: one group for the
+    decode workload, one per point for a sweep (points differ in prompt and batch, so in their tokens)."""
     import vllm
 
-    sources = {s.get("timing_source") for s in runs}
+    sources = {s.get("timing_source") for runs in groups for s in runs}
     model_config = llm.llm_engine.model_config
     return dict(
         engine_version=f"vllm {vllm.__version__}",
@@ -435,7 +436,7 @@ def _facts(args, llm, clock: StepClock, runs: list[dict], ids: list[int], **sett
                   **{k: os.environ.get(k) for k in ENV_DEFAULTS if k.startswith(("NCCL", "TORCH", "NVSHMEM", "VLLM"))}},
         timing_source=sources.pop() if len(sources) == 1 else sorted(map(str, sources)),
         quantization_in_use=model_config.quantization,
-        identical_tokens=all(s["token_ids"] == runs[0]["token_ids"] for s in runs),
+        identical_tokens=all(s["token_ids"] == runs[0]["token_ids"] for runs in groups for s in runs),
         token_latency_source=("engine-core timestamps of each engine step (output_processor.process_outputs)"
                               if clock.installed else "none: vLLM's LLMEngine has no output_processor.process_outputs"),
     )

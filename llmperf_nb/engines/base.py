@@ -71,6 +71,9 @@ class Engine(ABC):
     #: the server's Prometheus counters of prompt and generated tokens (``/metrics``), for the check of
     #: the server's token counts against the client's: {"prompt": name, "generation": name}
     server_counters: dict[str, str] = {}
+    #: fields added to every request body of the serve workload (``aiperf --extra-inputs``): what makes the
+    #: server list the token ids of each streamed event, where it can (llmperf_nb.loadgen counts tokens so)
+    server_request_extras: dict[str, str] = {}
 
     def lacks_workload(self, cell: Cell) -> str | None:
         """Why this engine does not run the cell's workload kind at all (its row says so), or None."""

@@ -69,6 +69,9 @@ class Vllm(Engine):
     formats = {"fp16": "safetensors fp16", "int4": "GPTQ 4-bit g128"}
     workloads = ("single", "sweep", "serve")
     server_counters = {"prompt": "vllm:prompt_tokens_total", "generation": "vllm:generation_tokens_total"}
+    # each streamed event lists its token ids: a token whose bytes end inside a UTF-8 character comes as an
+    # event with empty text, which AIPerf does not count (docs/serving.md, "Counting streamed tokens")
+    server_request_extras = {"return_token_ids": "true"}
     dockerfiles = {"cuda": "Dockerfile.cu130.vllm"}
     parsers = {
         "latency-json": parsers.parse_latency_json,
