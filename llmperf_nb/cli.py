@@ -33,7 +33,7 @@ def _run(args) -> int:
     cache = Path(args.cache_dir) if args.cache_dir else None
     s = pipeline.run(p, out, cache, executor=executor, runner=args.runner, force=args.force,
                      progress=not args.no_progress, only=args.only)
-    print(f"cells: {s.ran} run, {s.reused} reused, {s.failed} failed, {s.skipped} not run here (see the report)")
+    print(f"cells: {s.measured} measured, {s.reused} reused, {s.failed} failed, {s.skipped} not run here (see the report)")
     if s.kept:
         print(f"kept the earlier result of {len(s.kept)} cell(s) whose new run did not finish ok "
               f"(its record: {out / pipeline.ATTEMPTS}/<cell>): {', '.join(s.kept)}")

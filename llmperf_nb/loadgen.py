@@ -54,8 +54,7 @@ def argv(
     seed: int,
     extras: dict[str, str] | None = None,
 ) -> list[str]:
-    """The command of one level; ``extras``: fields added to every request body (the engine's
-    ``server_request_extras``)."""
+    """The command of one level; ``extras``: the engine's ``server_request_extras``, added to every request."""
     added = [a for k, v in (extras or {}).items() for a in ("--extra-inputs", f"{k}:{v}")]
     return [
         executable(),

@@ -27,12 +27,18 @@ from .paths import notebook
 
 @dataclass
 class Summary:
+    #: cells that went through the executor, whatever their status (failed and skipped included)
     ran: int = 0
     reused: int = 0
     failed: int = 0
     skipped: int = 0
     #: cells run again (--force) whose new run did not finish ok: their earlier result is kept
     kept: list[str] = field(default_factory=list)
+
+    @property
+    def measured(self) -> int:
+        """Cells run to an ok result."""
+        return self.ran - self.failed - self.skipped
 
 
 def run(params: Params, out_dir: Path, cache_dir: Path | None, *, executor, runner: str = "local",

@@ -95,4 +95,4 @@ def test_a_full_disk_at_any_stage_is_one_line_and_loses_nothing(tmp_path, disk, 
     print("what a user saw:", *sorted(said), sep="\n  ")
     # with room again, the cell is measured again and replaces the earlier one
     again = cli(*run, "--force", "--no-report", env=env)  # the cell, not the report (checked above), is the point
-    assert again.returncode == 0 and "1 run, 0 reused, 0 failed" in again.stdout, again.stderr
+    assert again.returncode == 0 and "1 measured, 0 reused, 0 failed" in again.stdout, again.stderr

@@ -377,7 +377,7 @@ def _keys(value):
 def test_quickstart_cell_runs_in_containers(in_docker, llama_cpp_cpu_image):
     out, done, seconds = in_docker
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 run, 0 reused, 0 failed, 1 not run here" in done.stdout
+    assert "1 measured, 0 reused, 0 failed, 1 not run here" in done.stdout
     docs = {d["engine"]: d for d in results.load_dir(out / "results")}  # load_dir validates each
     doc = docs["llama_cpp"]
     assert doc["status"] == "ok" and doc["gen_tokens"] == {"requested": 32, "actual": 32}

@@ -85,7 +85,7 @@ def test_signal_ends_every_process_and_marks_the_cell(tmp_path, cache_dir, sig):
     # a later run measures the interrupted cell again, cleanly (its report is not what this checks)
     (tmp_path / "m.yaml").write_text(SHORT)
     again = cli("run", tmp_path / "m.yaml", "--out", out, "--cache-dir", cache_dir, "--no-progress", "--no-report")
-    assert again.returncode == 0 and "1 run, 0 reused, 0 failed" in again.stdout, again.stderr
+    assert again.returncode == 0 and "1 measured, 0 reused, 0 failed" in again.stdout, again.stderr
     assert json.loads((cell / "result.json").read_text())["status"] == "ok"
 
 

@@ -144,6 +144,6 @@ def test_interrupted_run_keeps_finished_cells(tmp_path, cache_dir):
     assert "Traceback" not in err and "finished cells are kept" in err
     assert json.loads(first.read_text())["status"] == "ok"
     again = cli("run", p, "--out", out, "--cache-dir", cache_dir, "--no-progress")
-    assert again.returncode == 0 and "1 run, 1 reused" in again.stdout
+    assert again.returncode == 0 and "1 measured, 1 reused" in again.stdout
     assert not list(out.rglob("*.tmp"))
     assert os.path.exists(out / "index.html")

@@ -102,7 +102,7 @@ def by_cell(out: Path) -> dict:
 def test_cells_run_on_the_node_with_their_gpu_model(routed, cluster):
     out, done = routed
     assert done.returncode == 1, done.stdout + done.stderr  # one cell fails, on purpose
-    assert "cells: 8 run, 0 reused, 1 failed, 6 not run here" in done.stdout
+    assert "cells: 1 measured, 0 reused, 1 failed, 6 not run here" in done.stdout
     docs = by_cell(out)
     a, b = cluster.node_id("a"), cluster.node_id("b")
     ok = docs["cpu llama_cpp"]
@@ -166,7 +166,7 @@ def test_a_second_run_reuses_the_finished_cell(routed, cluster, cache_dir):
     before = by_cell(out)["cpu llama_cpp"]
     again = cli(*run_args(out.parent / "params.yaml", out, cache_dir, cluster, "--no-report", "--only", "*__cpu__*"))
     assert again.returncode == 1, again.stdout + again.stderr
-    assert "cells: 1 run, 1 reused, 1 failed, 0 not run here" in again.stdout  # the failed cell is tried again
+    assert "cells: 0 measured, 1 reused, 1 failed, 0 not run here" in again.stdout  # the failed cell is tried again
     assert "started: tiny-llama__cpu__llama_cpp__" not in again.stdout
     assert by_cell(out)["cpu llama_cpp"] == before
 

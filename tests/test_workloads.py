@@ -307,7 +307,7 @@ def test_a_failing_load_generator_fails_the_cell_and_the_server_is_stopped(tmp_p
         timeout=3600,
     )
     assert done.returncode == 1, done.stderr  # a failed cell: recorded, the report written, exit code 1
-    assert "cells: 1 run, 0 reused, 1 failed" in done.stdout
+    assert "cells: 0 measured, 0 reused, 1 failed" in done.stdout
     doc = results.load(tmp_path / "out" / "results" / "tiny-llama__cpu__llama_cpp__int4__serve" / "result.json")
     assert doc["status"] == "failed" and doc["error"]["step"] == "benchmark"
     assert doc["error"]["message"].startswith("/bin/false failed (exit code 1)")
