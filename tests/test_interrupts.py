@@ -102,7 +102,7 @@ def test_one_run_per_folder_and_sigkill_of_the_cli_ends_its_tree(tmp_path, cache
     assert not (out / "results" / CELL / "raw.json").exists()
     # the killed run's lock is not taken for a live one
     again = cli("run", tmp_path / "short.yaml", "--out", out, "--cache-dir", cache_dir, "--no-progress", "--no-report")
-    assert again.returncode == 0 and "1 run" in again.stdout, again.stderr
+    assert again.returncode == 0 and "1 measured" in again.stdout, again.stderr
 
 
 def test_an_interrupted_force_run_keeps_the_good_result_and_its_files(tmp_path, cache_dir):
