@@ -103,8 +103,10 @@ unpack_exllamav2_ext() {
 }
 
 stage() {
-    # a call of its own for the prebuilt build (43 MB with llama-server): with wheels beside it, a call
-    # would carry more than the 64 MiB it may; what it unpacks stays in $BUILD for the next calls
+    # a call of its own for the prebuilt build (44 MB with llama-server): with wheels beside it, a call
+    # would carry more than the 64 MiB it may (and beside 25 MB of tracked files, even alone: then it
+    # travels through scripts/xfer.sh and LLAMA_PREBUILT names where it was unpacked, docs/gpu-machine.md);
+    # what it unpacks stays in $BUILD for the next calls
     mkdir -p "$BUILD"
     extract_bindings
     local staged=0
