@@ -159,6 +159,10 @@ build_exllamav2() {
     MAX_JOBS=$JOBS python3 -m llmperf_nb.drivers.exllamav2 check >"$BUILD/exllamav2-jit.log" 2>&1 \
         || { tail -30 "$BUILD/exllamav2-jit.log" >&2; return 1; }
     log "ExLlamaV2 extension ready in $((SECONDS - start)) s ($(tail -1 "$BUILD/exllamav2-jit.log"))"
+    # later calls on this machine import that build from $EXL_EXT (the exports put it on PYTHONPATH): torch's
+    # JIT loader rebuilt it in every call otherwise (123-136 s each, 2026-11-30, cause not looked into)
+    local so=$BUILD/torch_extensions/exllamav2_ext/exllamav2_ext.so
+    if [ -f "$so" ] && [ ! -f "$EXL_EXT/exllamav2_ext.so" ]; then mkdir -p "$EXL_EXT" && cp "$so" "$EXL_EXT/"; fi
 }
 
 prepare() {

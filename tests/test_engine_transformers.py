@@ -234,6 +234,12 @@ def test_crosscheck_against_generate(cpu_runs):
     # dynamic cache: one generate() after each harness repetition (1 warm-up + 2 measured)
     assert check["order"].startswith("alternating")
     assert any("alternating with the harness's" in n for n in m.notes)
+    # the medians of each side's per-token times, pooled over the measured runs (not the warm-up's)
+    ours = sorted(t for s in raw["samples"] for t in s["token_latencies_s"])
+    assert len(ours) == 2 * 31 and check["harness_token_latency_p50_s"] == pytest.approx((ours[30] + ours[31]) / 2)
+    assert 0 < check["token_latency_p50_s"] < 10
+    assert check["difference_p50"] == pytest.approx(check["token_latency_p50_s"] / check["harness_token_latency_p50_s"] - 1)
+    assert any("median per-token time" in n for n in m.notes)
     assert raw["versions"]["transformers"] and raw["gc_policy"]
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import statistics
 import time
 from typing import Protocol
 
@@ -262,6 +263,16 @@ def compare_with_tool(tool: str, argv: list[str], theirs: list[float], doc: dict
     if digests is not None:
         out["same_tokens_as_harness"] = set(digests) == {s["token_ids_sha256"] for s in doc["samples"]}
     return out
+
+
+def median_token_latencies(doc: dict, theirs: list[list[float]]) -> dict:
+    """Median per-token decode latency of the tool's measured runs and of the harness's samples, each
+    pooled over its runs, and their ratio: an eager decode bound by the host's kernel launches runs in a
+    fast and a slow state that come and go within a run, which moves the means of a few runs by more than
+    the bound; the medians show the speed of the common state (docs/engines.md, HF transformers)."""
+    ours = statistics.median(t for s in doc["samples"] for t in s["token_latencies_s"])
+    mine = statistics.median(t for run in theirs for t in run)
+    return {"token_latency_p50_s": mine, "harness_token_latency_p50_s": ours, "difference_p50": mine / ours - 1}
 
 
 def guarded_crosscheck(tool: str, fn, *args) -> dict:

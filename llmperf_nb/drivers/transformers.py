@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import itertools
 import os
 import sys
 import time
@@ -360,7 +361,8 @@ class _Generate:
         tokens = out[0, self.n_prompt:].tolist()
         first, last = clock.times[1], clock.times[-1]
         return {"gen_tokens": len(tokens), "decode_tok_s": (len(tokens) - 1) / (last - first),
-                "token_ids_sha256": common.token_digest(tokens)}
+                "token_ids_sha256": common.token_digest(tokens),
+                "token_latencies_s": [b - a for a, b in itertools.pairwise(clock.times[1:])]}
 
 
 class Alternating:
@@ -389,7 +391,8 @@ class Alternating:
         return common.compare_with_tool(
             tool, [self.gen.call], [r["decode_tok_s"] for r in measured], doc,
             [r["token_ids_sha256"] for _, r in self.runs], gen_tokens=[r["gen_tokens"] for _, r in self.runs],
-            order="alternating: one generate() after each harness repetition, warm-up included")
+            order="alternating: one generate() after each harness repetition, warm-up included",
+            **common.median_token_latencies(doc, [r["token_latencies_s"] for r in measured]))
 
 
 def crosscheck(torch, model, args, ids: list[int], doc: dict) -> dict:

@@ -321,6 +321,9 @@ def crosscheck_note(check: dict) -> str:
             f"this harness {check['harness_decode_tok_s_mean']:.2f} ({check['difference']:+.1%})")
     if str(check.get("order", "")).startswith("alternating"):
         line += ", its runs alternating with the harness's"
+    if check.get("token_latency_p50_s") and check.get("harness_token_latency_p50_s"):
+        line += (f"; median per-token time {check['token_latency_p50_s'] * 1e3:.2f} ms there, "
+                 f"{check['harness_token_latency_p50_s'] * 1e3:.2f} ms here ({check['difference_p50']:+.1%})")
     if check.get("same_tokens_as_harness") is False:
         line += "; its greedy tokens differ from the harness's"
     pick = check.get("host_sampling") or {}

@@ -77,8 +77,9 @@ for p in $PHASES; do
             ;;
         llama)
             [ -n "${LLAMA_SERVER:-}" ] || { echo "gpu-job: llama-server was not built (.gpu-build/llama-server-build.log)"; continue; }
-            RUN_NEED=120 run "$PARAMS" "$REPORT" --only '*__llama_cpp__int4__serve'
+            # fp16 first: int4's serve cell is published ok (a fresh machine has no results to reuse)
             RUN_NEED=120 run "$PARAMS" "$REPORT" --only '*__llama_cpp__fp16__serve'
+            RUN_NEED=120 run "$PARAMS" "$REPORT" --only '*__llama_cpp__int4__serve'
             ;;
         sweep)
             RUN_NEED=150 run "$PARAMS" "$REPORT" --only '*__llama_cpp__int4__sweep'
