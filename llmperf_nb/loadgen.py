@@ -19,9 +19,13 @@ latencies, the server's ``usage``) and every streamed event with its arrival tim
 Counting streamed tokens: AIPerf counts an event only if it carries text. vLLM sends an event for every
 token, with empty text when the token's bytes end inside a UTF-8 character (random weights write such
 tokens now and then; its own ``vllm bench serve`` counts those events), so AIPerf's count fell short of
-the server's by 1-5 tokens of 256 on an H200 (2026-11-30). Here an event counts as the token ids it lists
-where the server lists them (vLLM with ``return_token_ids``), else as one token if it carries text (a
-llama-server event carries one token; its closing event has empty text and ``usage``, and no token).
+the server's by 1-5 tokens of 256 on an H200 (2026-11-30). llama-server does the opposite: it holds back
+a token whose bytes end inside a UTF-8 character and sends its text with the next token's, one event for
+two tokens (``process_token`` in its server-context.cpp), so counting events fell short the same way (fp16,
+same day). Here an event counts as the token ids it lists where the server lists them (vLLM with
+``return_token_ids``); else as the growth of the server's running count of generated tokens where it
+reports one (llama-server with ``timings_per_token``: ``timings.predicted_n``); else as one token if it
+carries text. A closing event that carries no new token counts none.
 """
 
 from __future__ import annotations
@@ -176,25 +180,32 @@ def _streams(path: Path) -> dict[str, dict] | None:
 
 def _stream(line: dict) -> tuple[str, dict]:
     """One request of the stream export: its id, and its start and token-carrying events."""
-    events = []
+    events, seen = [], 0  # seen: the tokens counted so far in this request
     for response in line.get("responses") or []:
-        n = sum(_tokens_in(p) for p in response.get("packets") or [])
-        if n:
-            events.append((response["perf_ns"], n))
+        before = seen
+        for packet in response.get("packets") or []:
+            seen = _tokens_after(packet, seen)
+        if seen > before:
+            events.append((response["perf_ns"], seen - before))
     return line["metadata"]["x_request_id"], {"start_ns": line["start_perf_ns"], "events": events}
 
 
-def _tokens_in(packet: dict) -> int:
-    """The tokens one server-sent event carries (module docstring, Counting streamed tokens)."""
+def _tokens_after(packet: dict, seen: int) -> int:
+    """The request's token count after one server-sent event, ``seen`` before it (module docstring,
+    Counting streamed tokens)."""
     if packet.get("name") != "data" or packet.get("value", "").strip() in ("", "[DONE]"):
-        return 0
-    choices = json.loads(packet["value"]).get("choices") or []
-    if not choices:
-        return 0  # the closing usage-only event
-    ids = choices[0].get("token_ids")
+        return seen
+    data = json.loads(packet["value"])
+    choices = data.get("choices") or []
+    ids = choices[0].get("token_ids") if choices else None
     if ids is not None:
-        return len(ids)
-    return 1 if choices[0].get("text") else 0
+        return seen + len(ids)
+    generated = (data.get("timings") or {}).get("predicted_n")
+    if generated is not None:
+        return max(seen, int(generated))
+    if not choices:
+        return seen  # the closing usage-only event
+    return seen + 1 if choices[0].get("text") else seen
 
 
 def _from_stream(rec: dict, stream: dict | None) -> None:

@@ -7,6 +7,7 @@ import jsonschema
 import pytest
 
 from llmperf_nb import loadgen, points
+from llmperf_nb.engines import registry
 
 DATA = Path(__file__).parent / "data" / "aiperf"
 SCHEMA = Path(loadgen.__file__).parent / "schema" / "result.schema.json"
@@ -167,25 +168,47 @@ def test_the_streamed_events_give_the_same_ttft_and_gaps_as_aiperf_where_every_e
         assert r["itl_s"] == pytest.approx([v / 1e3 for v in m["inter_chunk_latency"]["value"]], abs=1e-9)
 
 
-def test_an_event_counts_the_token_ids_it_lists_and_without_them_one_token_if_it_has_text():
+def test_an_event_counts_its_token_ids_else_the_growth_of_the_servers_count_else_one_token_if_it_has_text():
     # the forms of vLLM 0.25's streamed completion events (vllm/entrypoints/openai/completion/serving.py,
-    # return_token_ids): a token whose bytes end inside a UTF-8 character comes with empty text
+    # return_token_ids): a token whose bytes end inside a UTF-8 character comes with empty text; and of
+    # llama-server's with timings_per_token (its server-task.cpp): the tokens generated so far in each event
     def event(choices, **rest):
         return {"name": "data", "value": json.dumps({"object": "text_completion", "choices": choices, **rest})}
 
-    assert loadgen._tokens_in(event([{"index": 0, "text": "", "token_ids": [31739], "finish_reason": None}])) == 1
-    assert loadgen._tokens_in(event([{"index": 0, "text": " ab", "token_ids": [263, 29890]}])) == 2
-    assert loadgen._tokens_in(event([], usage={"completion_tokens": 256})) == 0  # the closing usage-only event
-    assert loadgen._tokens_in(event([{"index": 0, "text": "", "finish_reason": "length"}])) == 0  # llama-server's
-    assert loadgen._tokens_in(event([{"index": 0, "text": "x"}])) == 1
-    assert loadgen._tokens_in({"name": "data", "value": "[DONE]"}) == 0
+    after = loadgen._tokens_after
+    assert after(event([{"index": 0, "text": "", "token_ids": [31739], "finish_reason": None}]), 5) == 6
+    assert after(event([{"index": 0, "text": " ab", "token_ids": [263, 29890]}]), 0) == 2
+    assert after(event([], usage={"completion_tokens": 256}), 7) == 7  # the closing usage-only event
+    assert after(event([{"index": 0, "text": "", "finish_reason": "length"}]), 256) == 256  # llama-server's
+    assert after(event([{"index": 0, "text": "x"}]), 0) == 1
+    assert after({"name": "data", "value": "[DONE]"}, 3) == 3
+    # llama-server sends a held-back byte token with the next token's text: one event, two tokens
+    assert after(event([{"index": 0, "text": "\ufffd\u0441\u0442\u0432\u0443"}], timings={"predicted_n": 3}), 1) == 3
+    assert after(event([{"index": 0, "text": "", "finish_reason": "length"}], timings={"predicted_n": 256}), 256) == 256
+
+
+def test_llama_server_holds_a_byte_token_back_and_its_running_count_puts_it_where_it_was_sent():
+    # the H200 capture (tests/data/aiperf/README.md), asked without timings_per_token: 256 tokens generated, as
+    # the server's usage says, in 255 events with text, one of them a byte token's replacement character and
+    # the next token's text together; only the closing event carries the server's count (its final timings)
+    short = DATA / "llama-server-h200-fp16"
+    events = [json.loads(p["value"]) for r in json.loads((short / loadgen.STREAM_FILE).read_text())["responses"]
+              for p in r.get("packets") or [] if p.get("name") == "data" and p["value"].strip() != "[DONE]"]
+    assert sum(1 for e in events if e["choices"][0]["text"]) == 255
+    assert events[1]["choices"][0]["text"].startswith("\ufffd") and len(events[1]["choices"][0]["text"]) > 1
+    assert [i for i, e in enumerate(events) if "timings" in e] == [255] and events[255]["timings"]["predicted_n"] == 256
+    # so the count comes out right, the held-back token counted at the closing event, late by the rest of the
+    # stream (1.3 s here); with the running count in every event it is counted at the event that sent it
+    [record], _ = loadgen.parse(short)
+    assert record["output_tokens"] == record["server_output_tokens"] == 256 and record["stream_events"] == 256
+    assert registry["llama_cpp"].server_request_extras == {"timings_per_token": "true"}
 
 
 def test_vllm_asks_its_server_to_list_the_token_ids_of_each_event(tmp_path, monkeypatch):
     from llmperf_nb.engines import registry
 
     monkeypatch.setenv("AIPERF", "/opt/aiperf")
-    for name, extra in (("vllm", ["return_token_ids:true"]), ("llama_cpp", [])):
+    for name, extra in (("vllm", ["return_token_ids:true"]), ("llama_cpp", ["timings_per_token:true"])):
         argv = loadgen.argv("http://127.0.0.1:1", "m", tmp_path, 4, 16, 512, 256, tmp_path, 0,
                             registry[name].server_request_extras)
         given = [argv[i + 1] for i, a in enumerate(argv) if a == "--extra-inputs"]

@@ -72,7 +72,7 @@ class Engine(ABC):
     #: the server's token counts against the client's: {"prompt": name, "generation": name}
     server_counters: dict[str, str] = {}
     #: fields added to every request body of the serve workload (``aiperf --extra-inputs``): what makes the
-    #: server list the token ids of each streamed event, where it can (llmperf_nb.loadgen counts tokens so)
+    #: server say how many tokens each streamed event carries, where it can (llmperf_nb.loadgen counts so)
     server_request_extras: dict[str, str] = {}
 
     def lacks_workload(self, cell: Cell) -> str | None:

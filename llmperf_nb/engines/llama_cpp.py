@@ -38,6 +38,10 @@ class LlamaCpp(Engine):
     formats = {"int4": "GGUF Q4_0", "fp16": "GGUF F16"}
     workloads = ("single", "sweep", "serve")
     server_counters = {"prompt": "llamacpp:prompt_tokens_total", "generation": "llamacpp:tokens_predicted_total"}
+    # each streamed event says how many tokens the server has generated so far: it holds a token whose bytes end
+    # inside a UTF-8 character back and sends it with the next, one event for two (docs/serving.md, "Counting
+    # streamed tokens")
+    server_request_extras = {"timings_per_token": "true"}
     dockerfiles = {"cpu": "Dockerfile.cpu.llama_cpp", "cuda": "Dockerfile.cu121.llama_cpp",
                    "rocm": "Dockerfile.rocm57.llama_cpp"}
     parsers = {

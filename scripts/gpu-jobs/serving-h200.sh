@@ -12,14 +12,15 @@
 #          llama   llama-server built in the llama.cpp build (gpu-run.sh server), then its serve cells;
 #                  SAVE_BUILD=DIR writes that build (llama-server included) to DIR for the next machine
 #          sweep   the llama.cpp batch sweeps (int4, fp16)
-#          rest    whatever cell is not ok yet (the ExLlamaV2 rows only say why they are not run)
+#          exsweep ExLlamaV2's batch sweep (its extension JIT-built by the first prepare on a machine)
+#          rest    whatever cell is not ok yet on this machine (on a bare one: every cell, in params order)
 #          hfdet   params/hf-determinism-h200.yaml: HF sweep points with deterministic algorithms off and on
 # Phases run in the order given, each cell only with RUN_NEED seconds left (lib.sh). docs/gpu-machine.md has
 # the calls in order and what each records.
 set -uo pipefail
 SITE_AIPERF=${SITE_AIPERF:-/tmp/site-aiperf}
 SITE_VLLM=${SITE_VLLM:-/tmp/site-vllm}
-PHASES=${1:?PHASE: vllm, vsweep, hf, llama, sweep, rest or hfdet (several: quoted, in order)}
+PHASES=${1:?PHASE: vllm, vsweep, hf, llama, sweep, exsweep, rest or hfdet (several: quoted, in order)}
 
 install_received() {  # NAME SITE: unpack the wheels received by scripts/xfer.sh and install them into SITE
     local name=$1 site=$2 start=$SECONDS
@@ -43,7 +44,7 @@ aiperf_wrapper() {
 
 has() { [[ " $PHASES " == *" $1 "* ]]; }
 for p in $PHASES; do
-    case "$p" in vllm|vsweep|hf|llama|sweep|rest|hfdet) ;; *) echo "unknown phase $p: vllm, vsweep, hf, llama, sweep, rest or hfdet" >&2; exit 2 ;; esac
+    case "$p" in vllm|vsweep|hf|llama|sweep|exsweep|rest|hfdet) ;; *) echo "unknown phase $p: vllm, vsweep, hf, llama, sweep, exsweep, rest or hfdet" >&2; exit 2 ;; esac
 done
 if has llama || has vllm || has rest; then
     aiperf_wrapper || { echo "gpu-job: AIPerf wheels missing (scripts/xfer.sh receive wheels-aiperf KK)"; exit 1; }
@@ -72,8 +73,9 @@ for p in $PHASES; do
             RUN_NEED=240 run "$PARAMS" "$REPORT" --only '*__vllm__fp16__sweep'
             ;;
         hf)
-            RUN_NEED=180 run "$PARAMS" "$REPORT" --only '*__transformers-static__fp16__sweep'
+            # nf4 first: the fp16 sweep is published (a fresh machine has no results to reuse)
             RUN_NEED=240 run "$PARAMS" "$REPORT" --only '*__transformers-static__int4__sweep'
+            RUN_NEED=180 run "$PARAMS" "$REPORT" --only '*__transformers-static__fp16__sweep'
             ;;
         llama)
             [ -n "${LLAMA_SERVER:-}" ] || { echo "gpu-job: llama-server was not built (.gpu-build/llama-server-build.log)"; continue; }
@@ -85,6 +87,7 @@ for p in $PHASES; do
             RUN_NEED=150 run "$PARAMS" "$REPORT" --only '*__llama_cpp__int4__sweep'
             RUN_NEED=150 run "$PARAMS" "$REPORT" --only '*__llama_cpp__fp16__sweep'
             ;;
+        exsweep) RUN_NEED=150 run "$PARAMS" "$REPORT" --only '*__exllamav2__int4__sweep' ;;
         rest) run "$PARAMS" "$REPORT" ;;
         hfdet) RUN_NEED=270 run params/hf-determinism-h200.yaml "$DETERMINISM" ;;
     esac
