@@ -164,6 +164,11 @@ def test_the_streamed_events_give_the_same_ttft_and_gaps_as_aiperf_where_every_e
     for r, line in zip(records, lines, strict=True):
         m = line["metrics"]
         assert r["output_tokens"] == r["stream_events"] == r["server_output_tokens"] == 16  # the closing event has none
+    # asked with timings_per_token, every event carries the server's running count: 1, 2, ..., 16, and the closing 16
+    for line in (STREAM / loadgen.STREAM_FILE).read_text().splitlines():
+        events = [json.loads(p["value"]) for r in json.loads(line)["responses"] for p in r.get("packets") or []
+                  if p.get("name") == "data" and p["value"].strip() != "[DONE]"]
+        assert [e["timings"]["predicted_n"] for e in events] == [*range(1, 17), 16]
         assert r["ttft_s"] == pytest.approx(m["time_to_first_token"]["value"] / 1e3, abs=1e-9)
         assert r["itl_s"] == pytest.approx([v / 1e3 for v in m["inter_chunk_latency"]["value"]], abs=1e-9)
 
