@@ -196,16 +196,13 @@ def _tokens_after(packet: dict, seen: int) -> int:
     if packet.get("name") != "data" or packet.get("value", "").strip() in ("", "[DONE]"):
         return seen
     data = json.loads(packet["value"])
-    choices = data.get("choices") or []
-    ids = choices[0].get("token_ids") if choices else None
-    if ids is not None:
-        return seen + len(ids)
+    choice = (data.get("choices") or [{}])[0]  # none: the closing usage-only event
+    if choice.get("token_ids") is not None:
+        return seen + len(choice["token_ids"])
     generated = (data.get("timings") or {}).get("predicted_n")
     if generated is not None:
         return max(seen, int(generated))
-    if not choices:
-        return seen  # the closing usage-only event
-    return seen + 1 if choices[0].get("text") else seen
+    return seen + 1 if choice.get("text") else seen
 
 
 def _from_stream(rec: dict, stream: dict | None) -> None:

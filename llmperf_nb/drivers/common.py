@@ -270,9 +270,9 @@ def median_token_latencies(doc: dict, theirs: list[list[float]]) -> dict:
     pooled over its runs, and their ratio: an eager decode bound by the host's kernel launches runs in a
     fast and a slow state that come and go within a run, which moves the means of a few runs by more than
     the bound; the medians show the speed of the common state (docs/engines.md, HF transformers)."""
-    ours = statistics.median(t for s in doc["samples"] for t in s["token_latencies_s"])
-    mine = statistics.median(t for run in theirs for t in run)
-    return {"token_latency_p50_s": mine, "harness_token_latency_p50_s": ours, "difference_p50": mine / ours - 1}
+    harness = statistics.median(t for s in doc["samples"] for t in s["token_latencies_s"])
+    tool = statistics.median(t for run in theirs for t in run)
+    return {"token_latency_p50_s": tool, "harness_token_latency_p50_s": harness, "difference_p50": tool / harness - 1}
 
 
 def guarded_crosscheck(tool: str, fn, *args) -> dict:
